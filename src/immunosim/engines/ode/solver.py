@@ -1,0 +1,221 @@
+"""Public entry point of the ODE engine: validate, allocate, call the batch kernel, report.
+
+>>> sol = solve(y0, params, t_eval, events=events, method="dopri5")   # doctest: +SKIP
+>>> sol.y.shape        # (n_trajectories, n_save, n_states)               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..._numba_config import set_num_threads
+from . import _kernels
+from ._rhs import MODEL_IDS
+from .status import SUCCESS, message, summarize
+from .tableaus import EXPLICIT, METHODS
+
+#: Default method, chosen by ``benchmarks/bench_engine.py`` (see docs/engine.md): the model is
+#: non-stiff at its documented ranges and DOPRI5 needs fewest RHS calls per accurate trajectory.
+DEFAULT_METHOD = "dopri5"
+
+Event = tuple[float, int, int, float]  # (time, state index, op, value)
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """Dosing events of a batch as padded arrays (``P`` trajectories, at most ``E`` events each).
+
+    ``time (P, E)`` sorted per row, ``state (P, E)``, ``op (P, E)`` (``OP_ADD``, ``OP_SCALE``,
+    ``OP_SET``), ``value (P, E)``, ``count (P,)``: events in use per row.
+    """
+
+    time: np.ndarray
+    state: np.ndarray
+    op: np.ndarray
+    value: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def empty(cls, n_traj: int) -> EventTable:
+        return cls.from_lists([[] for _ in range(n_traj)])
+
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[Event]]) -> EventTable:
+        """Build from one list of ``(time, state, op, value)`` per trajectory (stable-sorted)."""
+        n = len(rows)
+        width = max([len(r) for r in rows] + [1])
+        time = np.full((n, width), np.inf)
+        state = np.zeros((n, width), dtype=np.int64)
+        op = np.zeros((n, width), dtype=np.int64)
+        value = np.zeros((n, width))
+        count = np.zeros(n, dtype=np.int64)
+        for i, row in enumerate(rows):
+            row = sorted(row, key=lambda e: e[0])
+            count[i] = len(row)
+            for j, (t, s, o, v) in enumerate(row):
+                time[i, j], state[i, j], op[i, j], value[i, j] = t, s, o, v
+        return cls(time, state, op, value, count)
+
+
+@dataclass(frozen=True)
+class ODESolution:
+    """Result of :func:`solve`.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_save,)
+    y : ndarray, shape (P, n_save, n_states); NaN after a failure.
+    status : ndarray of int, shape (P,)
+    nfev, naccept, nreject : ndarray of int, shape (P,)
+    method : str
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    status: np.ndarray
+    nfev: np.ndarray
+    naccept: np.ndarray
+    nreject: np.ndarray
+    method: str
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.status == SUCCESS
+
+    def messages(self) -> list[str]:
+        return [message(c) for c in self.status]
+
+    def summary(self) -> str:
+        return summarize(self.status)
+
+    def raise_for_status(self) -> None:
+        """Raise ``RuntimeError`` naming the first failed trajectories, if any failed."""
+        bad = np.nonzero(self.status != SUCCESS)[0]
+        if bad.size:
+            first = ", ".join(f"#{i}: {message(self.status[i])}" for i in bad[:3])
+            raise RuntimeError(f"{bad.size} of {self.status.size} trajectories failed ({first})")
+
+
+def _as_2d(name: str, a, n_traj: int | None, width: int | None) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected shape (P, n) or (n,), got {a.shape}")
+    if width is not None and a.shape[1] != width:
+        raise ValueError(f"{name}: expected {width} columns, got {a.shape[1]}")
+    if n_traj is not None and a.shape[0] not in (1, n_traj):
+        raise ValueError(f"{name}: expected {n_traj} rows, got {a.shape[0]}")
+    if n_traj is not None and a.shape[0] == 1 and n_traj > 1:
+        a = np.repeat(a, n_traj, axis=0)
+    return np.ascontiguousarray(a)
+
+
+def solve(
+    y0,
+    params,
+    t_eval,
+    *,
+    model: str = "sle_msc",
+    events: EventTable | None = None,
+    t0: float | None = None,
+    method: str = DEFAULT_METHOD,
+    rtol: float = 1e-6,
+    atol: float | Sequence[float] = 1e-8,
+    h_max: float = np.inf,
+    max_steps: int = 100_000,
+    nonnegative: Sequence[bool] | bool = True,
+    threads: int | None = None,
+) -> ODESolution:
+    """Integrate a batch of trajectories, each with its own parameters and dosing events.
+
+    Parameters
+    ----------
+    y0 : array_like, shape (P, n) or (n,)
+        Initial states (a single row is broadcast to every trajectory).
+    params : array_like, shape (P, n_params) or (n_params,)
+        Parameter vectors.
+    t_eval : array_like, shape (n_save,)
+        Sorted save times (d); the horizon is ``t_eval[-1]``.
+    model : str
+        Key of ``_rhs.MODEL_IDS``.
+    events : EventTable, optional
+        Dosing events per trajectory; times must lie in ``[t0, t_eval[-1]]``.
+    t0 : float, optional
+        Start time (default ``t_eval[0]``).
+    method : {"dopri5", "bs3", "rodas3", "rodas4"}
+    rtol : float
+    atol : float or array_like, shape (n,)
+    h_max : float
+        Largest step (d).
+    max_steps : int
+        Step budget per trajectory (accepted + rejected).
+    nonnegative : bool or sequence of bool, shape (n,)
+        States projected onto ``>= 0`` after each step.
+    threads : int, optional
+        Numba threads for this call (results do not depend on it).
+
+    Returns
+    -------
+    ODESolution
+    """
+    if model not in MODEL_IDS:
+        raise ValueError(f"model: unknown model '{model}'; expected one of {sorted(MODEL_IDS)}")
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method '{method}'; expected one of {sorted(METHODS)}")
+    tab = METHODS[method]
+    t_eval = np.ascontiguousarray(np.asarray(t_eval, dtype=np.float64).ravel())
+    if t_eval.size == 0 or not np.all(np.isfinite(t_eval)) or np.any(np.diff(t_eval) < 0):
+        raise ValueError("t_eval: expected a non-empty, finite, sorted array of times")
+    t0 = float(t_eval[0]) if t0 is None else float(t0)
+    if t0 > t_eval[0]:
+        raise ValueError(f"t0: {t0} is after the first save time {t_eval[0]}")
+    y0a = np.asarray(y0, dtype=np.float64)
+    pa = np.asarray(params, dtype=np.float64)
+    n_traj = max(y0a.shape[0] if y0a.ndim == 2 else 1, pa.shape[0] if pa.ndim == 2 else 1)
+    Y0 = _as_2d("y0", y0a, n_traj, None)
+    n = Y0.shape[1]
+    P = _as_2d("params", pa, n_traj, None)
+    if not (0 < rtol < 1):
+        raise ValueError(f"rtol: {rtol!r} is not in (0, 1)")
+    atol_a = np.broadcast_to(np.asarray(atol, dtype=np.float64), (n,)).copy()
+    if np.any(atol_a <= 0):
+        raise ValueError("atol: expected positive values")
+    nonneg = np.broadcast_to(np.asarray(nonnegative, dtype=np.bool_), (n,)).copy()
+    if int(max_steps) < 1:
+        raise ValueError(f"max_steps: {max_steps!r} is not a positive integer")
+    ev = EventTable.empty(n_traj) if events is None else events
+    if ev.time.shape[0] != n_traj:
+        raise ValueError(f"events: {ev.time.shape[0]} rows for {n_traj} trajectories")
+    used = np.arange(ev.time.shape[1])[None, :] < ev.count[:, None]
+    if np.any(used & ((ev.time < t0) | (ev.time > t_eval[-1]))):
+        raise ValueError(f"events: event times must lie in [{t0}, {t_eval[-1]}]")
+    if np.any(used & ((ev.state < 0) | (ev.state >= n))):
+        raise ValueError(f"events: state index out of range [0, {n})")
+
+    if tab.kind == EXPLICIT:
+        A, B, C, E, P_dense, CR = tab.A, tab.B, tab.C, tab.E, tab.P, np.zeros((1, 1))
+        gamma, new_f, err_exp = 0.0, np.ones(tab.stages, dtype=np.bool_), 1.0 / (tab.error_order + 1)
+    else:
+        A, B, E, CR = tab.A, tab.M, tab.E, tab.C
+        C, P_dense = np.zeros(tab.stages), np.zeros((1, 1))
+        gamma, new_f, err_exp = tab.gamma, tab.new_f, 1.0 / tab.error_order
+
+    out = np.empty((n_traj, t_eval.size, n))
+    stats = np.zeros((n_traj, 3), dtype=np.int64)
+    status = np.zeros(n_traj, dtype=np.int64)
+    previous = set_num_threads(None)
+    set_num_threads(threads)
+    try:
+        _kernels.solve_batch(
+            MODEL_IDS[model], tab.kind, A, B, C, E, P_dense, CR, gamma, new_f, tab.order, err_exp,
+            Y0, P, t0, t_eval, ev.time, ev.state, ev.op, ev.value, ev.count,
+            float(rtol), atol_a, float(h_max), int(max_steps), nonneg, out, stats, status,
+        )
+    finally:
+        set_num_threads(previous)
+    return ODESolution(t=t_eval, y=out, status=status, nfev=stats[:, 0], naccept=stats[:, 1],
+                       nreject=stats[:, 2], method=method)

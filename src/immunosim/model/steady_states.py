@@ -1,0 +1,146 @@
+"""Steady states of ``sle_msc`` without MSCs, found exactly by a one-dimensional reduction.
+
+With no MSCs (``msc = reg = 0``) every state at equilibrium is an explicit function of the
+self-antigen level ``Ag`` (see ``docs/model.md``, "Steady states"). The equilibria are therefore
+the roots of the scalar map ``g(Ag) = Ag_implied(Ag) - Ag``, found by a dense log-spaced scan and
+``scipy.optimize.brentq``. This finds every equilibrium, the unstable one between the healthy and
+diseased states included, which is what the bistability figure and the virtual cohorts need
+(patients start in their own diseased equilibrium).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+
+from . import sle_msc as m
+
+#: Scan grid of the antigen level (healthy = 1); the diseased state sits at a few units.
+_AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
+
+
+def _positive_root(a: float, b: float, c: float) -> float:
+    """Positive root of ``-a x^2 + b x + c = 0`` with ``a >= 0``, ``c >= 0`` (stable form)."""
+    disc = np.sqrt(b * b + 4.0 * a * c)
+    if b <= 0.0:
+        return 2.0 * c / (disc - b) if disc - b > 0.0 else 0.0
+    return (b + disc) / (2.0 * a) if a > 0.0 else np.inf
+
+
+def state_given_antigen(ag: float, p: np.ndarray) -> tuple[np.ndarray, float]:
+    """Equilibrium of all other states at antigen level ``ag`` (no MSCs).
+
+    Returns
+    -------
+    y : ndarray, shape (13,)
+        The state, with ``antigen = ag``.
+    ag_implied : float
+        The antigen level that this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
+    """
+    q = dict(zip(m.PARAMETER_NAMES, p))
+    u = q["std_therapy"]
+    stim = ag ** q["antigen_hill"] / (ag ** q["antigen_hill"] + q["antigen_k50"] ** q["antigen_hill"])
+    tfh = 1.0 + q["tfh_expansion"] * stim
+    help_ = tfh / (tfh + q["tfh_help_k50"])
+    act = q["activation_rate"] * stim * help_ * (1.0 - u)
+    react = q["memory_reactivation"] * stim * help_ * (1.0 - u)
+    bn = q["naive_turnover"] / (q["naive_turnover"] + act)
+    g = q["gc_proliferation"] * help_ * (1.0 - u)
+    exits = q["gc_death"] + q["gc_to_pc"] + q["gc_to_memory"]
+    mem_gain = react * q["gc_to_memory"] / (q["memory_turnover"] + react)
+    # act*bn + (mem_gain + g - exits) bg - g/cap bg^2 = 0
+    bg = _positive_root(g / q["gc_capacity"], mem_gain + g - exits, act * bn)
+    bm = q["gc_to_memory"] * bg / (q["memory_turnover"] + react)
+    diff = q["gc_to_pc"] * bg
+    pb = (1.0 - q["llpc_fraction"]) * diff * q["plasmablast_lifespan"]
+    d_pl = m.LN2 / q["llpc_half_life"]
+    pl = q["llpc_fraction"] * diff / (d_pl + q["llpc_fraction"] * diff / q["llpc_capacity"])
+    d_a = m.LN2 / q["igg_half_life"]
+    prod = q["secretion_pb"] * pb + q["secretion_llpc"] * pl
+    ab = prod / (d_a + q["ic_formation"] * ag)
+    form = q["ic_formation"] * ab * ag
+    # IC: d_ic x (eps + (1-eps) c) = form with c = k_c3 / (k_c3 + k_cons x)
+    d_ic, eps, k_c3, k_cons = (q["ic_clearance"], q["ic_clearance_c3_independent"],
+                               q["c3_turnover"], q["c3_consumption"])
+    ic = _positive_root(d_ic * eps * k_cons, form * k_cons - d_ic * k_c3, form * k_c3)
+    c3 = q["c3_normal"] * k_c3 / (k_c3 + k_cons * ic)
+    injury = ic * ic / (ic * ic + q["ic_k50"] ** 2)
+    dmg = q["damage_rate"] * injury / (q["damage_rate"] * injury + q["repair_rate"])
+    ag_implied = (1.0 + q["damage_antigen_release"] * dmg) / (
+        1.0 + q["antigen_consumption"] * q["ic_formation"] * ab / q["antigen_clearance"]
+    )
+    y = np.array([0.0, 0.0, tfh, bn, bg, bm, pb, pl, ab, ag, ic, c3, dmg])
+    return y, ag_implied
+
+
+def numerical_jacobian(y: np.ndarray, p: np.ndarray, rel: float = 1e-7) -> np.ndarray:
+    """Central-difference Jacobian of :func:`sle_msc.rhs` at ``y``, shape (13, 13)."""
+    n = y.size
+    jac = np.empty((n, n))
+    fp, fm = np.empty(n), np.empty(n)
+    for j in range(n):
+        h = rel * max(abs(y[j]), 1.0)
+        yp, ym = y.copy(), y.copy()
+        yp[j] += h
+        ym[j] -= h
+        m.rhs(0.0, yp, p, fp)
+        m.rhs(0.0, ym, p, fm)
+        jac[:, j] = (fp - fm) / (2.0 * h)
+    return jac
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """One equilibrium: state vector, its stability and its leading eigenvalue (1/d)."""
+
+    y: np.ndarray
+    stable: bool
+    leading_eigenvalue: float
+
+    @property
+    def antigen(self) -> float:
+        return float(self.y[m.ANTIGEN])
+
+
+def steady_states(p: np.ndarray) -> list[SteadyState]:
+    """All equilibria of ``sle_msc`` without MSCs, sorted by antigen level (healthy first).
+
+    Parameters
+    ----------
+    p : ndarray, shape (n_params,)
+        Parameter vector.
+
+    Returns
+    -------
+    list of SteadyState
+        One entry per equilibrium; a bistable patient has three (stable, unstable, stable).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    res = np.array([state_given_antigen(a, p)[1] - a for a in _AG_GRID])
+    out = []
+    for i in np.nonzero(np.sign(res[:-1]) * np.sign(res[1:]) < 0)[0]:
+        ag = brentq(lambda a: state_given_antigen(a, p)[1] - a, _AG_GRID[i], _AG_GRID[i + 1],
+                    xtol=1e-14, rtol=1e-13)
+        y = state_given_antigen(ag, p)[0]
+        eig = np.linalg.eigvals(numerical_jacobian(y, p))
+        lead = float(np.max(eig.real))
+        out.append(SteadyState(y=y, stable=lead < 0.0, leading_eigenvalue=lead))
+    return out
+
+
+def diseased_state(p: np.ndarray) -> np.ndarray | None:
+    """The diseased (highest-antigen, stable) equilibrium, or ``None`` if the patient has none."""
+    stable = [s for s in steady_states(p) if s.stable]
+    if len(stable) == 0 or (len(stable) == 1 and stable[0].antigen < 1.5):
+        return None
+    return stable[-1].y.copy()
+
+
+def healthy_state(p: np.ndarray) -> np.ndarray | None:
+    """The healthy (lowest-antigen, stable) equilibrium, or ``None`` if it does not exist."""
+    stable = [s for s in steady_states(p) if s.stable]
+    if not stable or stable[0].antigen >= 1.5:
+        return None
+    return stable[0].y.copy()
