@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from ..._numba_config import JIT, JIT_PARALLEL
+from ...model.interventions import OP_ADD, OP_SCALE  # y += v, y *= v; anything else: y = v
 from ._rhs import rhs_dispatch
 from .status import MAX_STEPS, NONFINITE, SINGULAR, STEP_UNDERFLOW, SUCCESS
 from .tableaus import EXPLICIT
@@ -29,9 +30,6 @@ MIN_FACTOR = 0.2  # never shrink the step by more than this in one go
 MAX_FACTOR = 10.0  # never grow it by more than this
 EPS = np.finfo(np.float64).eps
 
-OP_ADD = 0  # event: y[state] += value
-OP_SCALE = 1  # event: y[state] *= value
-OP_SET = 2  # event: y[state] = value
 
 
 @JIT
