@@ -1,0 +1,96 @@
+"""The batched engine on the SLE model against scipy's Radau at rtol = 1e-10 (an independent
+implicit solver), at the defaults and at 120 random points of the documented parameter ranges,
+with and without MSC doses. Errors are scored in tolerance units."""
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from immunosim.engines.ode.solver import EventTable, solve
+from immunosim.model import sle_msc as m
+from immunosim.model.interventions import MSCInfusion, schedule
+from tests.conftest import random_parameter_points, tolerance_units
+
+RTOL, ATOL = 1e-6, 1e-8
+HORIZON = 365.0
+T_EVAL = np.arange(0.0, HORIZON + 1, 5.0)
+
+
+def radau_with_doses(y0, p, doses):
+    """Reference: Radau between dose times, doses added to the MSC state by hand."""
+    t_cur, y = 0.0, y0.copy()
+    out = np.empty((T_EVAL.size, y0.size))
+    for t_next in sorted({d for d, _ in doses if d > 0} | {HORIZON}):
+        for d, a in doses:
+            if d == t_cur:
+                y[m.MSC] += a
+        last = t_next == HORIZON
+        mask = (t_cur <= T_EVAL) & ((t_next > T_EVAL) | last)
+        t_seg = np.union1d(T_EVAL[mask], [t_next])
+        sol = solve_ivp(m.rhs_py, (t_cur, t_next), y, method="Radau", rtol=1e-10, atol=1e-12,
+                        t_eval=t_seg, args=(p,))
+        assert sol.success
+        out[mask] = sol.y.T[np.isin(t_seg, T_EVAL[mask])]
+        y, t_cur = sol.y[:, -1].copy(), t_next
+    return out
+
+
+def cases():
+    """(params, y0, doses) for the defaults +- a dose and 120 random parameter points."""
+    from immunosim.model.steady_states import diseased_state
+
+    p_def = m.PARAMETERS.defaults()
+    y_def = diseased_state(p_def)
+    out = [(p_def, y_def, []), (p_def, y_def, [(0.0, 1.0)])]
+    rng = np.random.default_rng(11)
+    for i, p in enumerate(random_parameter_points(120, seed=7)):
+        y0 = diseased_state(p)
+        y0 = y_def.copy() if y0 is None else y0
+        if i % 4 == 0:
+            doses = []
+        else:
+            inf = MSCInfusion(10 ** rng.uniform(5, 7), time=float(rng.integers(0, 120)),
+                              interval=float(rng.integers(7, 90)), count=int(rng.integers(1, 4)),
+                              source=str(rng.choice(["bm", "uc"])))
+            doses = [(e[0], e[3]) for e in schedule([inf], p)]
+        out.append((p, y0, doses))
+    return out
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    cs = cases()
+    params = np.stack([c[0] for c in cs])
+    y0 = np.stack([c[1] for c in cs])
+    ev = EventTable.from_lists([[(t, m.MSC, 0, a) for t, a in c[2]] for c in cs])
+    sol = solve(y0, params, T_EVAL, events=ev, rtol=RTOL, atol=ATOL)
+    refs = np.stack([radau_with_doses(c[1], c[0], c[2]) for c in cs])
+    return cs, sol, refs
+
+
+def test_all_trajectories_succeed(comparison):
+    _, sol, _ = comparison
+    assert np.all(sol.status == 0), sol.summary()
+
+
+def test_engine_matches_radau_in_tolerance_units(comparison):
+    cs, sol, refs = comparison
+    err = tolerance_units(sol.y, refs, RTOL, ATOL)
+    per_traj = err.reshape(len(cs), -1).max(axis=1)
+    print(f"tolerance units: median {np.median(per_traj):.2f}, max {np.max(per_traj):.2f}")
+    # Global error of a locally controlled method: a few tolerance units is the textbook result.
+    assert np.median(per_traj) < 10, np.median(per_traj)
+    assert np.max(per_traj) < 100, (np.max(per_traj), int(np.argmax(per_traj)))
+    assert sum(len(c[2]) > 0 for c in cs) >= 90  # most cases exercise in-solve dosing
+
+
+@pytest.mark.parametrize("method", ["bs3", "rodas4"])
+def test_other_methods_match_radau_at_defaults(method):
+    from immunosim.model.steady_states import diseased_state
+
+    p = m.PARAMETERS.defaults()
+    y0 = diseased_state(p)
+    ref = radau_with_doses(y0, p, [(0.0, 1.0), (30.0, 1.0)])
+    ev = EventTable.from_lists([[(0.0, m.MSC, 0, 1.0), (30.0, m.MSC, 0, 1.0)]])
+    sol = solve(y0, p, T_EVAL, events=ev, method=method, rtol=RTOL, atol=ATOL)
+    assert np.max(tolerance_units(sol.y[0], ref, RTOL, ATOL)) < 100

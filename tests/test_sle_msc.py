@@ -1,0 +1,114 @@
+"""The sle_msc model: parameter metadata, equation structure, steady states, bistability."""
+
+import numpy as np
+
+from immunosim.engines.ode.solver import solve
+from immunosim.model import sle_msc as m
+from immunosim.model.activity import activity
+from immunosim.model.steady_states import diseased_state, healthy_state, steady_states
+
+# Which derivatives each parameter enters (indices into STATE_NAMES). This pins the positional
+# unpacking in rhs() to the parameter table: a swapped index changes the pattern.
+S = m.STATE_INDEX
+Z_TARGETS = {S[k] for k in ("reg", "tfh", "b_naive", "b_gc", "b_mem", "plasmablast", "llpc",
+                            "anti_dsdna", "damage")}
+EXPECTED = {
+    "msc_half_life": {S["msc"]}, "msc_ec50": Z_TARGETS, "potency_bm": set(), "potency_uc": set(),
+    "reg_induction": {S["reg"]}, "reg_half_life": {S["reg"]},
+    "theta_prolif": {S["b_gc"]}, "theta_activation": {S["b_naive"], S["b_gc"], S["b_mem"]},
+    "theta_differentiation": {S["plasmablast"], S["llpc"]}, "theta_secretion": {S["anti_dsdna"]},
+    "theta_tfh": {S["tfh"]}, "theta_repair": {S["damage"]},
+    "tfh_turnover": {S["tfh"]}, "tfh_expansion": {S["tfh"]},
+    "tfh_help_k50": {S["b_naive"], S["b_gc"], S["b_mem"]}, "naive_turnover": {S["b_naive"]},
+    "activation_rate": {S["b_naive"], S["b_gc"]},
+    "antigen_k50": {S["tfh"], S["b_naive"], S["b_gc"], S["b_mem"]},
+    "antigen_hill": {S["tfh"], S["b_naive"], S["b_gc"], S["b_mem"]},
+    "gc_proliferation": {S["b_gc"]}, "gc_death": {S["b_gc"]},
+    "gc_to_pc": {S["b_gc"], S["plasmablast"], S["llpc"]}, "gc_to_memory": {S["b_gc"], S["b_mem"]},
+    "gc_capacity": {S["b_gc"]}, "memory_turnover": {S["b_mem"]},
+    "memory_reactivation": {S["b_gc"], S["b_mem"]}, "plasmablast_lifespan": {S["plasmablast"]},
+    "llpc_fraction": {S["plasmablast"], S["llpc"]}, "llpc_half_life": {S["llpc"]},
+    "llpc_capacity": {S["llpc"]}, "secretion_pb": {S["anti_dsdna"]},
+    "secretion_llpc": {S["anti_dsdna"]}, "igg_half_life": {S["anti_dsdna"]},
+    "ic_formation": {S["anti_dsdna"], S["antigen"], S["immune_complex"]},
+    "antigen_clearance": {S["antigen"]}, "damage_antigen_release": {S["antigen"]},
+    "antigen_consumption": {S["antigen"]}, "ic_clearance": {S["immune_complex"]},
+    "ic_clearance_c3_independent": {S["immune_complex"]},
+    "c3_normal": {S["immune_complex"], S["c3"]}, "c3_turnover": {S["c3"]},
+    "c3_consumption": {S["c3"]}, "damage_rate": {S["damage"]}, "ic_k50": {S["damage"]},
+    "repair_rate": {S["damage"]}, "std_therapy": {S["b_naive"], S["b_gc"], S["b_mem"]},
+    "proteinuria_base": set(), "proteinuria_max": set(),
+}
+
+
+def test_every_parameter_is_documented():
+    assert set(EXPECTED) == set(m.PARAMETER_NAMES)
+    for p in m.PARAMETERS:
+        assert p.unit and p.source and p.description, p.name
+        assert p.low <= p.default <= p.high, p.name
+        assert p.assumed or any(ch.isdigit() for ch in p.source) or "standard" in p.source, p.name
+
+
+def test_rhs_structure_matches_parameter_table():
+    p0 = m.PARAMETERS.vector({"antigen_consumption": 0.1})
+    y = np.linspace(0.3, 1.5, m.N_STATES)
+    y[m.REG] = 0.4  # reg's own decay must not mask its effect
+    f0 = m.rhs_py(0.0, y, p0)
+    for j, name in enumerate(m.PARAMETER_NAMES):
+        p = p0.copy()
+        p[j] = 1.1 * p[j] + 0.01  # also moves parameters whose default is 0
+        changed = set(np.nonzero(np.abs(m.rhs_py(0.0, y, p) - f0) > 1e-12)[0])
+        assert changed == EXPECTED[name], (name, sorted(changed), sorted(EXPECTED[name]))
+
+
+def test_default_patient_is_bistable_and_starts_diseased(default_params):
+    ss = steady_states(default_params)
+    assert [s.stable for s in ss] == [True, False, True]
+    y_d = diseased_state(default_params)
+    y_h = healthy_state(default_params)
+    assert activity(y_d, default_params) == 12  # Liang 2010: SLEDAI 12.2 +- 3.3
+    assert activity(y_h, default_params) == 0
+    assert y_d[m.C3] < 90 < y_h[m.C3]
+    assert y_d[m.ANTI_DSDNA] > 100 > 30 > y_h[m.ANTI_DSDNA]
+
+
+def test_equilibria_are_zeros_of_rhs(default_params):
+    for s in steady_states(default_params):
+        f = m.rhs_py(0.0, s.y, default_params)
+        assert np.max(np.abs(f) / (1e-9 + np.abs(s.y))) < 1e-8
+
+
+def test_bistability_same_parameters_two_fates(default_params):
+    """From near each stable state the engine settles back to it (not the other one), and the
+    end points agree with the independent 1-D reduction."""
+    y_d = diseased_state(default_params)
+    y_h = healthy_state(default_params)
+    starts = np.stack([y_d * 0.8, y_h * 1.5])
+    sol = solve(starts, default_params, [0.0, 15 * 365.0], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(sol.y[0, -1], y_d, rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(sol.y[1, -1], y_h, rtol=1e-4, atol=1e-8)
+
+
+def test_hysteresis_in_activation_rate():
+    """The S-shaped curve of Arazi & Neumann 2010: weak B-cell activation, healthy only; strong,
+    diseased only; in between both stable states coexist (and an unstable one separates them)."""
+    fates = {}
+    for v in (0.005, 0.05, 0.6):
+        ss = steady_states(m.PARAMETERS.vector({"activation_rate": v}))
+        fates[v] = [(s.antigen > 1.5, s.stable) for s in ss]
+    assert fates[0.005] == [(False, True)]
+    assert fates[0.05] == [(False, True), (True, False), (True, True)]
+    assert fates[0.6] == [(True, True)]
+
+
+def test_msc_pool_is_superposition_of_exponentials(default_params, diseased_y0):
+    from immunosim.engines.ode.solver import EventTable
+    from immunosim.model.interventions import MSCInfusion, schedule
+
+    inf = MSCInfusion(2e6, time=3.25, interval=7.5, count=3)
+    ev = EventTable.from_lists([schedule([inf], default_params)])
+    t = np.sort(np.concatenate([np.linspace(0, 40, 161), inf.dose_times()]))
+    sol = solve(diseased_y0, default_params, t, events=ev, rtol=1e-9, atol=1e-12)
+    k = np.log(2) / default_params[m.PARAMETERS.index["msc_half_life"]]
+    exact = sum(2.0 * np.exp(-k * (t - td)) * (t >= td) for td in inf.dose_times())
+    np.testing.assert_allclose(sol.y[0, :, m.MSC], exact, rtol=1e-7, atol=1e-12)

@@ -1,0 +1,125 @@
+"""The ODE engine against exact solutions: convergence order, dense output, status codes."""
+
+import numpy as np
+import pytest
+
+from immunosim.engines.ode import problems, status
+from immunosim.engines.ode.solver import EventTable, solve
+
+ROT_P = np.array([0.1, 2.0])
+ROT_Y0 = np.array([1.0, 0.5, 2.0])
+
+
+def fixed_step_error(method, h, t_end=10.0):
+    """Error at ``t_end`` with steps forced to ``h`` (tolerances so loose every step is accepted
+    and ``h_max = h``)."""
+    sol = solve(ROT_Y0, ROT_P, [0.0, t_end], model="test:damped_rotation", method=method,
+                rtol=0.5, atol=1e6, h_max=h, nonnegative=False)
+    assert sol.status[0] == status.SUCCESS
+    exact = problems.damped_rotation_exact([t_end], ROT_Y0, ROT_P)[0]
+    return np.max(np.abs(sol.y[0, -1] - exact))
+
+
+@pytest.mark.parametrize("method, order", [("dopri5", 5), ("bs3", 3), ("rodas3", 3),
+                                           ("rodas4", 4)])
+def test_convergence_order(method, order):
+    hs = np.array([0.4, 0.2, 0.1, 0.05])
+    errs = np.array([fixed_step_error(method, h) for h in hs])
+    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert order - 0.3 < slope < order + 0.6, (slope, errs)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "bs3", "rodas3", "rodas4"])
+def test_adaptive_accuracy_and_dense_output(method):
+    """Save times between steps come from dense output and stay within tolerance."""
+    t = np.linspace(0.0, 10.0, 1001)  # far more saves than steps
+    rtol, atol = 1e-8, 1e-10
+    sol = solve(ROT_Y0, ROT_P, t, model="test:damped_rotation", method=method, rtol=rtol,
+                atol=atol, nonnegative=False)
+    exact = problems.damped_rotation_exact(t, ROT_Y0, ROT_P)
+    err = np.abs(sol.y[0] - exact) / (atol + rtol * np.abs(exact))
+    assert np.max(err) < 200, np.max(err)  # global error, in tolerance units
+
+
+def test_saves_do_not_change_steps():
+    a = solve(ROT_Y0, ROT_P, [0.0, 10.0], model="test:damped_rotation", nonnegative=False)
+    b = solve(ROT_Y0, ROT_P, np.linspace(0, 10, 500), model="test:damped_rotation",
+              nonnegative=False)
+    assert a.naccept[0] == b.naccept[0] and a.nfev[0] == b.nfev[0]
+    np.testing.assert_array_equal(a.y[0, -1], b.y[0, -1])
+
+
+@pytest.mark.parametrize("method", ["rodas3", "rodas4"])
+def test_rosenbrock_on_stiff_problem(method):
+    p = np.array([1.0, 1e5])
+    y0 = np.array([1.0, 0.0])
+    t = np.linspace(0, 5, 11)
+    sol = solve(y0, p, t, model="test:stiff_linear", method=method, rtol=1e-6, atol=1e-9,
+                nonnegative=False)
+    exp = problems.stiff_linear_exact(t, y0, p)
+    assert sol.status[0] == status.SUCCESS
+    np.testing.assert_allclose(sol.y[0][1:], exp[1:], rtol=1e-4, atol=1e-7)
+    ex = solve(y0, p, t, model="test:stiff_linear", method="dopri5", rtol=1e-6, atol=1e-9,
+               nonnegative=False)
+    assert sol.nfev[0] * 5 < ex.nfev[0]  # the stiff method is the right tool here
+
+
+def test_status_step_budget():
+    sol = solve(ROT_Y0, ROT_P, [0.0, 10.0], model="test:damped_rotation", max_steps=5,
+                nonnegative=False)
+    assert sol.status[0] == status.MAX_STEPS
+    assert np.isnan(sol.y[0, -1]).all()
+    assert "step budget" in sol.messages()[0]
+
+
+def test_status_underflow_and_batch_survives():
+    """y' = y^2 from y0 = 2 blows up at t = 0.5; the other trajectory must still succeed."""
+    y0 = np.array([[2.0], [-1.0]])
+    t = np.linspace(0.0, 1.0, 5)
+    sol = solve(y0, np.zeros(1), t, model="test:blowup", nonnegative=False)
+    assert sol.status[0] in (status.STEP_UNDERFLOW, status.NONFINITE)
+    assert sol.status[1] == status.SUCCESS
+    np.testing.assert_allclose(sol.y[1, :, 0], -1.0 / (1.0 + t), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="1 of 2 trajectories failed"):
+        sol.raise_for_status()
+
+
+def test_status_nonfinite():
+    sol = solve(np.array([1.0]), np.zeros(1), [0.0, 2.0], model="test:nan_source",
+                nonnegative=False)
+    assert sol.status[0] == status.NONFINITE
+
+
+def test_events_exact_jumps_on_linear_problem():
+    """A jump at t = 3 restarts the exact solution from the jumped state."""
+    p = np.array([0.3, 0.0])
+    y0 = np.array([1.0, 0.0])
+    ev = EventTable.from_lists([[(3.0, 0, 0, 2.0), (3.0, 1, 1, 5.0)]])
+    t = np.array([0.0, 1.0, 3.0, 4.0])
+    sol = solve(y0, p, t, model="test:damped_rotation", events=ev, rtol=1e-10, atol=1e-12,
+                nonnegative=False)
+    before = np.exp(-0.3 * 3.0)
+    np.testing.assert_allclose(sol.y[0, 2, 0], before + 2.0, rtol=1e-9)  # right-continuous
+    np.testing.assert_allclose(sol.y[0, 3, 0], (before + 2.0) * np.exp(-0.3), rtol=1e-9)
+
+
+def test_input_validation():
+    with pytest.raises(ValueError, match="method: unknown method 'rk99'"):
+        solve(ROT_Y0, ROT_P, [0, 1], model="test:damped_rotation", method="rk99")
+    with pytest.raises(ValueError, match="t_eval"):
+        solve(ROT_Y0, ROT_P, [1, 0], model="test:damped_rotation")
+    ev = EventTable.from_lists([[(5.0, 0, 0, 1.0)]])
+    with pytest.raises(ValueError, match="event times"):
+        solve(ROT_Y0, ROT_P, [0, 1], model="test:damped_rotation", events=ev)
+
+
+def test_threads_do_not_change_results(default_params, diseased_y0):
+    from tests.conftest import random_parameter_points
+
+    params = random_parameter_points(16, seed=3)
+    ev = EventTable.from_lists([[(float(i), 0, 0, 1.0)] for i in range(16)])
+    t = np.arange(0.0, 200.0)
+    a = solve(diseased_y0, params, t, events=ev, threads=1)
+    b = solve(diseased_y0, params, t, events=ev, threads=2)
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.nfev, b.nfev)
