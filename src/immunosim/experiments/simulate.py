@@ -128,8 +128,8 @@ def trajectories_dataset(sol: ODESolution, params: np.ndarray, dims: tuple[str, 
 
 
 def status_attrs() -> dict:
-    return {"long_name": "Solver status", "flag_values": list(MESSAGES),
-            "flag_meanings": " ".join(v.split(" (")[0].replace(" ", "_") for v in MESSAGES.values())}
+    meanings = " ".join(v.split(" (")[0].replace(" ", "_") for v in MESSAGES.values())
+    return {"long_name": "Solver status", "flag_values": list(MESSAGES), "flag_meanings": meanings}
 
 
 def simulate(

@@ -37,11 +37,12 @@ def state_given_antigen(ag: float, p: np.ndarray) -> tuple[np.ndarray, float]:
     y : ndarray, shape (13,)
         The state, with ``antigen = ag``.
     ag_implied : float
-        The antigen level that this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
+        The antigen level this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
     """
     q = dict(zip(m.PARAMETER_NAMES, p))
     u = q["std_therapy"]
-    stim = ag ** q["antigen_hill"] / (ag ** q["antigen_hill"] + q["antigen_k50"] ** q["antigen_hill"])
+    h = q["antigen_hill"]
+    stim = ag**h / (ag**h + q["antigen_k50"] ** h)
     tfh = 1.0 + q["tfh_expansion"] * stim
     help_ = tfh / (tfh + q["tfh_help_k50"])
     act = q["activation_rate"] * stim * help_ * (1.0 - u)

@@ -198,7 +198,8 @@ def solve(
 
     if tab.kind == EXPLICIT:
         A, B, C, E, P_dense, CR = tab.A, tab.B, tab.C, tab.E, tab.P, np.zeros((1, 1))
-        gamma, new_f, err_exp = 0.0, np.ones(tab.stages, dtype=np.bool_), 1.0 / (tab.error_order + 1)
+        gamma, err_exp = 0.0, 1.0 / (tab.error_order + 1)
+        new_f = np.ones(tab.stages, dtype=np.bool_)
     else:
         A, B, E, CR = tab.A, tab.M, tab.E, tab.C
         C, P_dense = np.zeros(tab.stages), np.zeros((1, 1))
