@@ -1,0 +1,95 @@
+"""Regenerate docs/parameters.md and the figures in docs/figures/ from the code.
+
+Run: ``python docs/make_docs.py``. ``tests/test_docs.py`` checks parameters.md is current.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+
+
+def parameters_markdown() -> str:
+    from immunosim.model import sle_msc as m
+
+    lines = [
+        "# sle_msc parameters",
+        "",
+        "Generated from `immunosim.model.sle_msc.PARAMETERS` by `docs/make_docs.py`; do not edit.",
+        "The range is the plausible range used by cohorts and random sweep designs. Sources marked",
+        "`assumed` give the reason; `LITERATURE.md` is the project's evidence digest.",
+        "",
+        "| name | default | unit | range | meaning | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in m.PARAMETERS:
+        lines.append(f"| `{p.name}` | {p.default:g} | {p.unit} | {p.low:g} - {p.high:g} | "
+                     f"{p.description} | {p.source} |")
+    return "\n".join(lines) + "\n"
+
+
+def bistability_figure(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import immunosim as im
+    from immunosim.model import sle_msc as m
+    from immunosim.model.activity import activity
+    from immunosim.model.steady_states import steady_states
+
+    rates = np.logspace(np.log10(0.004), np.log10(0.6), 160)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    ax = axes[0]
+    stable_pts, unstable_pts = [], []
+    for r in rates:
+        for s in steady_states(m.PARAMETERS.vector({"activation_rate": r})):
+            (stable_pts if s.stable else unstable_pts).append((r, s.y[m.ANTI_DSDNA]))
+    st, un = np.array(stable_pts), np.array(unstable_pts)
+    ax.plot(st[:, 0], st[:, 1], ".", color="#0072B2", ms=3, label="stable equilibrium")
+    ax.plot(un[:, 0], un[:, 1], ".", color="#D55E00", ms=3, label="unstable (threshold)")
+    d = m.PARAMETERS["activation_rate"].default
+    ax.axvline(d, color="0.5", ls=":", label=f"default patient ({d:g} /d)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("B-cell activation rate, activation_rate (1/d)")
+    ax.set_ylabel("anti-dsDNA at equilibrium (IU/mL)")
+    ax.set_title("Two stable states with hysteresis (no MSCs)")
+    ax.legend(loc="upper left", fontsize=8)
+
+    ax = axes[1]
+    scen = [im.Scenario("untreated"),
+            im.Scenario("MSC 3e5 cells/kg", (im.MSCInfusion(3e5),)),
+            im.Scenario("MSC 1e6 cells/kg", (im.MSCInfusion(1e6),)),
+            im.Scenario("MSC 1e6 x2, 90 d apart", (im.MSCInfusion(1e6, interval=90, count=2),))]
+    ds = im.simulate(scen, horizon=1095)
+    colors = ["#000000", "#E69F00", "#0072B2", "#009E73"]
+    for i, c in enumerate(colors):
+        ax.step(ds.time / 30.44, ds.activity[i] + 0.15 * (i - 1.5), where="post", color=c,
+                label=str(ds.scenario.values[i]))
+    ax.set_xlabel("months after first infusion")
+    ax.set_ylabel("SLEDAI-like activity (points)")
+    ax.set_title("Default patient starts diseased (activity 12)")
+    ax.set_ylim(-1, 13.5)
+    ax.legend(fontsize=8, loc="center right")
+    y0 = ds.isel(time=0)
+    assert float(activity(np.array([y0[s].values[0] for s in m.STATE_NAMES]),
+                          m.PARAMETERS.defaults())) == 12
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main() -> int:
+    (HERE / "parameters.md").write_text(parameters_markdown())
+    bistability_figure(HERE / "figures" / "bistability.png")
+    print("wrote docs/parameters.md, docs/figures/bistability.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
