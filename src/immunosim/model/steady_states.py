@@ -3,7 +3,7 @@
 With no MSCs (``msc = reg = 0``) every state at equilibrium is an explicit function of the
 self-antigen level ``Ag`` (see ``docs/model.md``, "Steady states"). The equilibria are therefore
 the roots of the scalar map ``g(Ag) = Ag_implied(Ag) - Ag``, found by a dense log-spaced scan and
-``scipy.optimize.brentq``. This finds every equilibrium, the unstable one between the healthy and
+vectorised bisection. This finds every equilibrium, the unstable one between the healthy and
 diseased states included, which is what the bistability figure and the virtual cohorts need
 (patients start in their own diseased equilibrium).
 """
@@ -13,32 +13,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 from . import sle_msc as m
 
 #: Scan grid of the antigen level (healthy = 1); the diseased state sits at a few units.
 _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
+_BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
 
 
-def _positive_root(a: float, b: float, c: float) -> float:
-    """Positive root of ``-a x^2 + b x + c = 0`` with ``a >= 0``, ``c >= 0`` (stable form)."""
+def _positive_root(a, b, c):
+    """Non-negative root of ``-a x^2 + b x + c = 0`` with ``a >= 0``, ``c >= 0`` (stable form,
+    elementwise)."""
+    a, b, c = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(c, float))
     disc = np.sqrt(b * b + 4.0 * a * c)
-    if b <= 0.0:
-        return 2.0 * c / (disc - b) if disc - b > 0.0 else 0.0
-    return (b + disc) / (2.0 * a) if a > 0.0 else np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        small_b = np.where(disc - b > 0.0, 2.0 * c / (disc - b), 0.0)
+        large_b = np.where(a > 0.0, (b + disc) / (2.0 * a), np.inf)
+    return np.where(b <= 0.0, small_b, large_b)
 
 
-def state_given_antigen(ag: float, p: np.ndarray) -> tuple[np.ndarray, float]:
-    """Equilibrium of all other states at antigen level ``ag`` (no MSCs).
+def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Equilibrium of all other states at antigen level ``ag`` (no MSCs); vectorised in ``ag``.
 
     Returns
     -------
-    y : ndarray, shape (13,)
+    y : ndarray, shape ``np.shape(ag) + (13,)``
         The state, with ``antigen = ag``.
-    ag_implied : float
+    ag_implied : ndarray, shape ``np.shape(ag)``
         The antigen level this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
     """
+    ag = np.asarray(ag, dtype=float)
     q = dict(zip(m.PARAMETER_NAMES, p))
     u = q["std_therapy"]
     h = q["antigen_hill"]
@@ -72,7 +76,9 @@ def state_given_antigen(ag: float, p: np.ndarray) -> tuple[np.ndarray, float]:
     ag_implied = (1.0 + q["damage_antigen_release"] * dmg) / (
         1.0 + q["antigen_consumption"] * q["ic_formation"] * ab / q["antigen_clearance"]
     )
-    y = np.array([0.0, 0.0, tfh, bn, bg, bm, pb, pl, ab, ag, ic, c3, dmg])
+    zero = np.zeros_like(ag)
+    y = np.stack(np.broadcast_arrays(zero, zero, tfh, bn, bg, bm, pb, pl, ab, ag, ic, c3, dmg),
+                 axis=-1)
     return y, ag_implied
 
 
@@ -119,11 +125,20 @@ def steady_states(p: np.ndarray) -> list[SteadyState]:
         One entry per equilibrium; a bistable patient has three (stable, unstable, stable).
     """
     p = np.asarray(p, dtype=np.float64)
-    res = np.array([state_given_antigen(a, p)[1] - a for a in _AG_GRID])
+    res = state_given_antigen(_AG_GRID, p)[1] - _AG_GRID
+    idx = np.nonzero(np.sign(res[:-1]) * np.sign(res[1:]) < 0)[0]
+    # Refine every bracketed root at once: vectorised bisection to machine precision.
+    lo, hi = _AG_GRID[idx].copy(), _AG_GRID[idx + 1].copy()
+    f_lo = res[idx]
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        f_mid = state_given_antigen(mid, p)[1] - mid
+        left = np.sign(f_mid) == np.sign(f_lo)
+        lo = np.where(left, mid, lo)
+        f_lo = np.where(left, f_mid, f_lo)
+        hi = np.where(left, hi, mid)
     out = []
-    for i in np.nonzero(np.sign(res[:-1]) * np.sign(res[1:]) < 0)[0]:
-        ag = brentq(lambda a: state_given_antigen(a, p)[1] - a, _AG_GRID[i], _AG_GRID[i + 1],
-                    xtol=1e-14, rtol=1e-13)
+    for ag in 0.5 * (lo + hi):
         y = state_given_antigen(ag, p)[0]
         eig = np.linalg.eigvals(numerical_jacobian(y, p))
         lead = float(np.max(eig.real))
