@@ -1,0 +1,587 @@
+"""Experiment configs: a TOML file, validated strictly before any compute.
+
+The schema is a tree of pydantic models with ``extra="forbid"``. Any problem becomes one
+:class:`ConfigError` line naming the key path, the bad value and what is expected, with a
+close-match suggestion for unknown keys::
+
+    scenarios.msc.msc.dose_per_kg: unknown key 'dose_per_kg'; did you mean 'amount'?
+
+See ``configs/*.toml`` for annotated examples and ``docs/configs.md`` for the reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..engines.ode.tableaus import METHODS
+from ..model import sle_msc as m
+from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
+from .simulate import Scenario, SolverOptions
+
+
+class ConfigError(ValueError):
+    """Invalid config; the message is one line: ``key.path: problem``."""
+
+
+Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --- model and solver -------------------------------------------------------------------------
+
+
+def _check_parameters(v: dict[str, float]) -> dict[str, float]:
+    for name, value in v.items():
+        if name not in m.PARAMETERS:
+            raise ValueError(m.PARAMETERS.unknown_message(name))
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} = {value!r}: expected a finite value >= 0 "
+                             f"({m.PARAMETERS[name].unit})")
+    return v
+
+
+class ModelConfig(_Strict):
+    """``[model]``: which model and parameter overrides of its defaults."""
+
+    name: Literal["sle_msc"] = "sle_msc"
+    parameters: dict[str, float] = Field(default_factory=dict)
+
+    _v = field_validator("parameters")(_check_parameters)
+
+
+class SolverConfig(_Strict):
+    """``[solver]``: ODE engine settings."""
+
+    engine: Literal["ode"] = "ode"
+    method: str = "dopri5"
+    rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-6
+    atol: Pos = 1e-8
+    max_steps: Annotated[int, Field(ge=1)] = 100_000
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in METHODS:
+            raise ValueError(f"unknown method '{v}'; expected one of {', '.join(sorted(METHODS))}")
+        return v
+
+    def options(self) -> SolverOptions:
+        return SolverOptions(method=self.method, rtol=self.rtol, atol=self.atol,
+                             max_steps=self.max_steps)
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+class MSCConfig(_Strict):
+    """One MSC dosing record: ``amount`` cells/kg at ``time``, ``count`` times ``interval`` apart."""
+
+    amount: NonNeg
+    time: NonNeg = 0.0
+    interval: NonNeg = 0.0
+    count: Annotated[int, Field(ge=1)] = 1
+    source: Literal["bm", "uc"] = "bm"
+
+    @model_validator(mode="after")
+    def _interval(self):
+        if self.count > 1 and self.interval <= 0:
+            raise ValueError(f"interval: {self.interval!r} must be > 0 days when count > 1")
+        return self
+
+    def build(self) -> MSCInfusion:
+        return MSCInfusion(self.amount, self.time, self.interval, self.count, self.source)
+
+
+class HSCTConfig(_Strict):
+    time: NonNeg = 0.0
+    depletion: Fraction = 0.99
+    llpc_depletion: Fraction = 0.5
+    regulatory_reset: NonNeg = 1.0
+
+    def build(self) -> HSCT:
+        return HSCT(self.time, self.depletion, self.llpc_depletion, self.regulatory_reset)
+
+
+class StandardTherapyConfig(_Strict):
+    suppression: Annotated[float, Field(ge=0, lt=1)]
+
+    def build(self) -> StandardTherapy:
+        return StandardTherapy(self.suppression)
+
+
+class ScenarioConfig(_Strict):
+    """``[scenarios.NAME]``: interventions (any of ``msc``, ``hsct``, ``standard_therapy``) and
+    parameter overrides. An empty table is the untreated scenario."""
+
+    msc: MSCConfig | list[MSCConfig] | None = None
+    hsct: HSCTConfig | None = None
+    standard_therapy: StandardTherapyConfig | None = None
+    parameters: dict[str, float] = Field(default_factory=dict)
+
+    _v = field_validator("parameters")(_check_parameters)
+
+    def msc_list(self) -> list[MSCConfig]:
+        if self.msc is None:
+            return []
+        return list(self.msc) if isinstance(self.msc, list) else [self.msc]
+
+    def build(self, name: str) -> Scenario:
+        ivs: list = [c.build() for c in self.msc_list()]
+        if self.hsct is not None:
+            ivs.append(self.hsct.build())
+        if self.standard_therapy is not None:
+            ivs.append(self.standard_therapy.build())
+        return Scenario(name, tuple(ivs), dict(self.parameters))
+
+
+# --- sweep design -------------------------------------------------------------------------------
+
+TARGETS_INTERVENTION = {
+    "msc": set(MSCConfig.model_fields) - {"source"},
+    "hsct": set(HSCTConfig.model_fields),
+    "standard_therapy": set(StandardTherapyConfig.model_fields),
+}
+
+
+class SpaceConfig(_Strict):
+    start: float
+    stop: float
+    num: Annotated[int, Field(ge=1)]
+
+
+class AxisConfig(_Strict):
+    """``[sweep.axes.NAME]``: what the axis sets and its values.
+
+    ``target`` is ``"msc.amount"``, ``"msc.time"``, ``"msc.count"``, ``"msc.interval"``,
+    ``"hsct.time"``, ..., or ``"parameters.<model parameter>"``. Give exactly one of ``values``,
+    ``linspace``, ``logspace`` (grid designs) or ``range`` (random designs).
+    """
+
+    target: str
+    values: list[float] | None = None
+    linspace: SpaceConfig | None = None
+    logspace: SpaceConfig | None = None
+    range: tuple[float, float] | None = None
+    scale: Literal["linear", "log"] = "linear"
+    scenarios: list[str] | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        head, _, field = v.partition(".")
+        if head == "parameters":
+            if field not in m.PARAMETERS:
+                raise ValueError(m.PARAMETERS.unknown_message(field))
+            return v
+        if head not in TARGETS_INTERVENTION:
+            valid = [f"{k}.<field>" for k in TARGETS_INTERVENTION] + ["parameters.<name>"]
+            raise ValueError(f"unknown target '{v}'; expected one of {', '.join(valid)}")
+        if field not in TARGETS_INTERVENTION[head]:
+            close = difflib.get_close_matches(field, TARGETS_INTERVENTION[head], n=1)
+            hint = f"; did you mean '{head}.{close[0]}'?" if close else ""
+            raise ValueError(f"unknown target '{v}'{hint}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_spec(self):
+        given = [k for k in ("values", "linspace", "logspace", "range") if getattr(self, k)
+                 is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of values, linspace, logspace, range "
+                             f"(got {', '.join(given) or 'none'})")
+        if self.values is not None and len(self.values) == 0:
+            raise ValueError("values: empty axis; give at least one value")
+        if self.values is not None and not np.all(np.isfinite(self.values)):
+            raise ValueError(f"values: {self.values!r} must be finite numbers")
+        if self.logspace is not None and min(self.logspace.start, self.logspace.stop) <= 0:
+            raise ValueError("logspace: start and stop must be > 0 (values, not exponents)")
+        if self.range is not None:
+            lo, hi = self.range
+            if not lo < hi:
+                raise ValueError(f"range: {list(self.range)!r} must be [low, high] with low < high")
+            if self.scale == "log" and lo <= 0:
+                raise ValueError(f"range: {list(self.range)!r} must be > 0 with scale = 'log'")
+        return self
+
+    def grid_values(self) -> np.ndarray | None:
+        if self.values is not None:
+            return np.asarray(self.values, dtype=float)
+        if self.linspace is not None:
+            s = self.linspace
+            return np.linspace(s.start, s.stop, s.num)
+        if self.logspace is not None:
+            s = self.logspace
+            return np.geomspace(s.start, s.stop, s.num)
+        return None
+
+
+class SweepConfig(_Strict):
+    """``[sweep]``: a grid (full factorial over the axes) or a random design over axis ranges."""
+
+    design: Literal["grid", "lhs", "sobol"] = "grid"
+    samples: Annotated[int, Field(ge=1)] | None = None
+    axes: dict[str, AxisConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _design(self):
+        for name, ax in self.axes.items():
+            if self.design == "grid" and ax.range is not None:
+                raise ValueError(f"axes.{name}.range: only for design = 'lhs' or 'sobol'; "
+                                 "use values, linspace or logspace for a grid")
+            if self.design != "grid" and ax.range is None:
+                raise ValueError(f"axes.{name}: design = '{self.design}' needs range = [low, high]")
+        if self.design != "grid" and self.samples is None:
+            raise ValueError(f"samples: design = '{self.design}' needs samples = N")
+        if self.design != "grid" and not self.axes:
+            raise ValueError("axes: a random design needs at least one axis")
+        return self
+
+
+# --- cohort -------------------------------------------------------------------------------------
+
+
+class DistributionConfig(_Strict):
+    """``[cohort.parameters.NAME]``: the distribution of one parameter across patients.
+
+    * ``lognormal``: ``median`` and ``cv`` (coefficient of variation);
+    * ``normal``: ``mean`` and ``sd``;
+    * ``uniform``: ``low`` and ``high``;
+    * ``truncnormal``: ``mean``, ``sd``, ``low``, ``high``.
+    """
+
+    distribution: Literal["lognormal", "normal", "uniform", "truncnormal"]
+    median: Pos | None = None
+    cv: Pos | None = None
+    mean: float | None = None
+    sd: Pos | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _fields(self):
+        need = {"lognormal": ("median", "cv"), "normal": ("mean", "sd"),
+                "uniform": ("low", "high"), "truncnormal": ("mean", "sd", "low", "high")}
+        req = need[self.distribution]
+        missing = [k for k in req if getattr(self, k) is None]
+        extra = [k for k in ("median", "cv", "mean", "sd", "low", "high")
+                 if k not in req and getattr(self, k) is not None]
+        if missing:
+            raise ValueError(f"distribution '{self.distribution}' needs {', '.join(missing)}")
+        if extra:
+            raise ValueError(f"distribution '{self.distribution}' does not take "
+                             f"{', '.join(extra)}; it takes {', '.join(req)}")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"low = {self.low!r} must be below high = {self.high!r}")
+        return self
+
+
+class CohortConfig(_Strict):
+    """``[cohort]``: virtual patients, each starting from their own diseased steady state."""
+
+    size: Annotated[int, Field(ge=1)] = 1
+    parameters: dict[str, DistributionConfig] = Field(default_factory=dict)
+    correlations: list[tuple[str, str, float]] = Field(default_factory=list)
+    max_redraws: Annotated[int, Field(ge=0)] = 50
+
+    @field_validator("parameters")
+    @classmethod
+    def _names(cls, v):
+        for name in v:
+            if name not in m.PARAMETERS:
+                raise ValueError(m.PARAMETERS.unknown_message(name))
+        return v
+
+    @model_validator(mode="after")
+    def _corr(self):
+        for a, b, r in self.correlations:
+            for name in (a, b):
+                if name not in self.parameters:
+                    raise ValueError(f"correlations: '{name}' has no distribution in "
+                                     "cohort.parameters")
+            if a == b or not -1 < r < 1:
+                raise ValueError(f"correlations: [{a!r}, {b!r}, {r!r}] needs two different "
+                                 "parameters and -1 < r < 1")
+        return self
+
+
+# --- outcomes and output ------------------------------------------------------------------------
+
+
+class OutcomesConfig(_Strict):
+    """``[outcomes]``: clinical outcome definitions (see docs/outcomes.md for the sources)."""
+
+    remission_threshold: NonNeg = 4.0
+    remission_min_duration: NonNeg = 60.0
+    response_drop: Pos = 4.0
+    flare_rise: Pos = 4.0
+    landmarks: list[NonNeg] = Field(default_factory=lambda: [91.0, 183.0, 365.0, 730.0])
+    assessment_every: Pos = 1.0
+
+
+class OutputConfig(_Strict):
+    path: str | None = None
+    format: Literal["zarr", "netcdf"] | None = None
+    trajectories: bool = False
+    trajectory_every: Pos = 7.0
+    trajectory_variables: list[str] = Field(
+        default_factory=lambda: ["activity", "anti_dsdna", "c3", "damage", "msc", "reg"])
+    chunk_size: Annotated[int, Field(ge=1)] = 256
+
+    @field_validator("trajectory_variables")
+    @classmethod
+    def _vars(cls, v):
+        from ..model.activity import OBSERVABLES
+
+        valid = list(m.STATE_NAMES) + list(OBSERVABLES)
+        for name in v:
+            if name not in valid:
+                close = difflib.get_close_matches(name, valid, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ValueError(f"unknown variable '{name}'{hint}")
+        return v
+
+
+class Config(_Strict):
+    """A whole experiment."""
+
+    name: str = "experiment"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    horizon: Pos = 730.0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    solver: SolverConfig = Field(default_factory=SolverConfig)
+    scenarios: dict[str, ScenarioConfig] = Field(
+        default_factory=lambda: {"untreated": ScenarioConfig()})
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    cohort: CohortConfig = Field(default_factory=CohortConfig)
+    outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cross(self):
+        if not self.scenarios:
+            raise ValueError("scenarios: no scenario; add at least one [scenarios.NAME] table")
+        for name, sc in self.scenarios.items():
+            for t in self.dose_times(sc):
+                if t > self.horizon:
+                    raise ValueError(f"scenarios.{name}: dose at day {t:g} is after the horizon "
+                                     f"({self.horizon:g} d)")
+        for aname, ax in self.sweep.axes.items():
+            head, _, field = ax.target.partition(".")
+            names = ax.scenarios if ax.scenarios is not None else [
+                n for n, sc in self.scenarios.items()
+                if head == "parameters" or getattr(sc, head) is not None]
+            for n in names:
+                if n not in self.scenarios:
+                    raise ValueError(f"sweep.axes.{aname}.scenarios: unknown scenario '{n}'; "
+                                     f"expected one of {', '.join(self.scenarios)}")
+                if head != "parameters" and getattr(self.scenarios[n], head) is None:
+                    raise ValueError(f"sweep.axes.{aname}.scenarios: scenario '{n}' has no "
+                                     f"{head} to set {ax.target}")
+            if not names:
+                raise ValueError(f"sweep.axes.{aname}: no scenario has '{head}' to sweep")
+            vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
+            self._check_axis_values(aname, ax, vals)
+        for v in self.outcomes.landmarks:
+            if v > self.horizon:
+                raise ValueError(f"outcomes.landmarks: {v:g} is after the horizon "
+                                 f"({self.horizon:g} d)")
+        return self
+
+    def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
+        head, _, field = ax.target.partition(".")
+        where = f"sweep.axes.{aname}"
+        if head == "parameters":
+            if np.any(vals < 0):
+                raise ValueError(f"{where}: {vals.tolist()!r} must be >= 0 for {ax.target}")
+            return
+        fld = {"msc": MSCConfig, "hsct": HSCTConfig,
+               "standard_therapy": StandardTherapyConfig}[head]
+        for v in vals:
+            try:
+                fld.model_validate({**self._base_fields(head), field: int(v) if field == "count"
+                                    else float(v)})
+            except ValidationError as e:
+                err = e.errors()[0]
+                raise ValueError(f"{where}: value {v!r} for {ax.target}: "
+                                 f"{_short(err['msg'])}") from None
+            if field == "count" and float(v) != int(v):
+                raise ValueError(f"{where}: value {v!r} for {ax.target} is not an integer")
+        if field in ("time", "interval", "count"):
+            for n in ax.scenarios or [n for n, s in self.scenarios.items()
+                                      if getattr(s, head) is not None]:
+                sc = self.scenarios[n]
+                recs = sc.msc_list() if head == "msc" else [getattr(sc, head)]
+                for rec in recs:
+                    worst = rec.model_dump()
+                    worst[field] = float(np.max(vals)) if field != "count" else int(np.max(vals))
+                    if head == "msc" and worst["count"] > 1 and worst["interval"] <= 0:
+                        continue
+                    last = worst["time"] + (worst.get("interval", 0) * (worst.get("count", 1) - 1)
+                                            if head == "msc" else 0)
+                    if last > self.horizon:
+                        raise ValueError(f"{where}: {ax.target} up to {np.max(vals):g} puts a dose "
+                                         f"at day {last:g}, after the horizon "
+                                         f"({self.horizon:g} d)")
+
+    @staticmethod
+    def _base_fields(head: str) -> dict:
+        return {"msc": {"amount": 1.0}, "hsct": {}, "standard_therapy": {"suppression": 0.0}}[head]
+
+    @staticmethod
+    def dose_times(sc: ScenarioConfig) -> list[float]:
+        out = [float(t) for c in sc.msc_list() for t in c.build().dose_times()]
+        if sc.hsct is not None:
+            out.append(sc.hsct.time)
+        return out
+
+    def build_scenarios(self) -> list[Scenario]:
+        return [sc.build(name) for name, sc in self.scenarios.items()]
+
+    @property
+    def source_text(self) -> str:
+        return getattr(self, "_source_text", "")
+
+
+# --- loading and error messages -----------------------------------------------------------------
+
+
+def _short(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    return {
+        "Input should be a valid number, unable to parse string as a number": "expected a number",
+        "Input should be a valid number": "expected a number",
+        "Input should be a valid integer, unable to parse string as an integer":
+            "expected an integer",
+        "Input should be a valid integer": "expected an integer",
+        "Input should be a valid dictionary or instance of": "expected a table",
+        "Input should be a valid string": "expected a string",
+        "Input should be a valid list": "expected a list",
+        "Input should be a valid boolean": "expected true or false",
+    }.get(msg, msg[0].lower() + msg[1:] if msg else msg)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the key at ``loc`` (for unknown-key suggestions)."""
+    cls: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int) and isinstance(cls, type) and issubclass(cls, BaseModel):
+            continue  # a list index where a "record or list of records" union resolved already
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            f = cls.model_fields.get(str(part))
+            if f is None:
+                return None
+            cls = f.annotation
+        else:
+            cls = _unwrap(cls, part)
+            if cls is None:
+                return None
+        cls = _unwrap(cls, None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    """Step through Optional / Union / dict / list annotations towards a model class."""
+    origin = get_origin(tp)
+    if origin is dict:
+        return get_args(tp)[1] if part is not None else tp
+    if origin is list:
+        return get_args(tp)[0] if part is not None else tp
+    if origin is not None:  # Union / Optional / Annotated: first model among the options
+        for a in get_args(tp):
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                return a
+            if get_origin(a) in (dict, list):
+                return a
+        return None
+    return tp
+
+
+_TYPE_MISMATCH = {"model_type", "list_type", "dict_type", "model_attributes_type"}
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop pydantic's union-branch tags (``function-after[...]``, ``list[...]``, class names)."""
+    names = {c.__name__ for c in _Strict.__subclasses__()}
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in names)))
+
+
+def _pick(errors: list[dict]) -> dict:
+    """The most useful error: not a union branch of the wrong type; unknown keys first."""
+    errs = [e for e in errors if e["type"] not in _TYPE_MISMATCH] or errors
+    extra = [e for e in errs if e["type"] == "extra_forbidden"]
+    return (extra or errs)[0]
+
+
+def _format_error(err: dict, errors: list[dict] | None = None) -> str:
+    loc = _clean_loc(err["loc"])
+    path = ".".join(str(p) for p in loc)
+    typ = err["type"]
+    if typ == "extra_forbidden":
+        key = str(loc[-1])
+        owner = _model_at(loc)
+        valid = sorted(owner.model_fields) if owner else []
+        missing = [str(_clean_loc(e["loc"])[-1]) for e in errors or []
+                   if e["type"] == "missing" and _clean_loc(e["loc"])[:-1] == loc[:-1]]
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) or missing[:1]
+        hint = (f"; did you mean '{close[0]}'?" if close
+                else f"; expected one of {', '.join(valid)}" if valid else "")
+        return f"{path}: unknown key '{key}'{hint}"
+    msg = _short(err["msg"])
+    if typ == "missing":
+        return f"{path}: missing required key"
+    owner = _model_at(loc + ("_",))
+    head, sep, rest = msg.partition(": ")
+    if sep and owner is not None and head in owner.model_fields:
+        path, msg = f"{path}.{head}" if path else head, rest
+    shown = err.get("input")
+    if isinstance(shown, (dict, list)) or typ == "value_error":
+        return f"{path}: {msg}" if path else msg
+    return f"{path}: {shown!r} is invalid: {msg}"
+
+
+def parse_config(data: dict, source_text: str = "") -> Config:
+    """Validate a config dictionary (as read from TOML); raise :class:`ConfigError`."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors()
+        raise ConfigError(_format_error(_pick(errors), errors)) from None
+    object.__setattr__(cfg, "_source_text", source_text)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key path, the bad value and what is expected.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return parse_config(data, text)
