@@ -13,10 +13,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .experiments.config import Config, ConfigError, load_config  # noqa: E402
 from .experiments.simulate import Scenario, SolverOptions, simulate  # noqa: E402
+from .experiments.sweep import sweep  # noqa: E402
 from .model.interventions import HSCT, MSCInfusion, StandardTherapy  # noqa: E402
 
 __all__ = [
+    "Config",
+    "ConfigError",
+    "load_config",
+    "sweep",
     "HSCT",
     "MSCInfusion",
     "Scenario",

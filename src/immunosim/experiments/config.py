@@ -323,6 +323,9 @@ class CohortConfig(_Strict):
 # --- outcomes and output ------------------------------------------------------------------------
 
 
+DEFAULT_LANDMARKS = (91.0, 183.0, 365.0, 730.0)  # 3, 6, 12, 24 months (days)
+
+
 class OutcomesConfig(_Strict):
     """``[outcomes]``: clinical outcome definitions (see docs/outcomes.md for the sources)."""
 
@@ -330,7 +333,7 @@ class OutcomesConfig(_Strict):
     remission_min_duration: NonNeg = 60.0
     response_drop: Pos = 4.0
     flare_rise: Pos = 4.0
-    landmarks: list[NonNeg] = Field(default_factory=lambda: [91.0, 183.0, 365.0, 730.0])
+    landmarks: list[NonNeg] | None = None  # default: 3, 6, 12, 24 months within the horizon
     assessment_every: Pos = 1.0
 
 
@@ -398,6 +401,9 @@ class Config(_Strict):
                 raise ValueError(f"sweep.axes.{aname}: no scenario has '{head}' to sweep")
             vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
             self._check_axis_values(aname, ax, vals)
+        if self.outcomes.landmarks is None:
+            lm = [d for d in DEFAULT_LANDMARKS if d <= self.horizon] or [self.horizon]
+            object.__setattr__(self.outcomes, "landmarks", lm)
         for v in self.outcomes.landmarks:
             if v > self.horizon:
                 raise ValueError(f"outcomes.landmarks: {v:g} is after the horizon "

@@ -1,0 +1,152 @@
+"""``immunosim`` command line: run, sweep, validate, plot, info.
+
+Every expected error (bad config, bad path, missing variables) is one line on stderr and exit
+status 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage first otherwise)
+        self.exit(EXIT_USAGE, f"immunosim: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    ap = _Parser(prog="immunosim", description="Simulate MSC therapy of refractory SLE.")
+    ap.add_argument("--version", action="version", version=f"immunosim {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a config's scenarios over its cohort, print a summary")
+    r.add_argument("config")
+    r.add_argument("-o", "--output", help="also write the result (.zarr or .nc)")
+    r.add_argument("--workers", type=int, default=None, help="engine threads")
+
+    s = sub.add_parser("sweep", help="run a config's full sweep and write the result")
+    s.add_argument("config")
+    s.add_argument("-o", "--output", help="result path (.zarr or .nc); default output.path")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    s.add_argument("--workers", type=int, default=None, help="engine threads")
+    s.add_argument("--chunk-size", type=int, default=None,
+                   help="trajectories per batch (results do not depend on it)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("validate", help="check a config without computing anything")
+    v.add_argument("config", nargs="+")
+
+    p = sub.add_parser("plot", help="draw figures from a result file")
+    p.add_argument("result")
+    p.add_argument("-o", "--output", required=True, help="directory for the figures")
+    p.add_argument("--figures", nargs="*", default=None,
+                   help="names of figures to draw (default: all that the result supports)")
+    p.add_argument("--format", nargs="*", default=["png", "svg"], help="file formats")
+
+    sub.add_parser("info", help="version, model, parameters with units and sources")
+    return ap
+
+
+def _info() -> str:
+    from . import __version__
+    from .engines.ode.solver import DEFAULT_METHOD
+    from .engines.ode.tableaus import METHODS
+    from .model import sle_msc as m
+
+    lines = [f"immunosim {__version__}", f"model: {m.NAME} ({m.N_STATES} states, "
+             f"{m.N_PARAMS} parameters)", f"ODE methods: {', '.join(METHODS)} "
+             f"(default {DEFAULT_METHOD})", "", "states:"]
+    for s in m.STATES:
+        lines.append(f"  {s.name:<16} {s.unit:<14} {s.long_name}")
+    lines += ["", "parameters (name = default unit [range]; source):"]
+    for p in m.PARAMETERS:
+        lines.append(f"  {p.name} = {p.default:g} {p.unit} [{p.low:g}, {p.high:g}]; {p.source}")
+    return "\n".join(lines)
+
+
+def _check_workers(n: int | None) -> None:
+    from .experiments.config import ConfigError
+
+    if n is not None and n < 1:
+        raise ConfigError(f"--workers: {n!r} is not a positive number of threads")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .experiments.config import ConfigError, load_config
+    from .experiments.simulate import NoDiseasedState
+    from .experiments.sweep import SweepError
+
+    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError)
+    try:
+        from .plotting.api import PlotError
+
+        expected = expected + (PlotError,)
+    except ImportError:  # plotting not built yet
+        pass
+    try:
+        if args.command == "info":
+            print(_info())
+        elif args.command == "validate":
+            for c in args.config:
+                cfg = load_config(c)
+                print(f"{c}: ok ({len(cfg.scenarios)} scenarios, {len(cfg.sweep.axes)} axes, "
+                      f"{cfg.cohort.size} patients)")
+        elif args.command == "run":
+            _check_workers(args.workers)
+            from .experiments.config import SweepConfig
+            from .experiments.sweep import summary_table, sweep
+
+            cfg = load_config(args.config)
+            cfg = cfg.model_copy(update={"sweep": SweepConfig()})
+            res = sweep(cfg, args.output, workers=args.workers, progress=False)
+            import xarray as xr
+
+            ds = res if isinstance(res, xr.Dataset) else xr.open_dataset(
+                res, engine="zarr" if str(res).endswith(".zarr") else None)
+            print(summary_table(ds))
+        elif args.command == "sweep":
+            _check_workers(args.workers)
+            from .experiments.sweep import summary_table, sweep
+
+            cfg = load_config(args.config)
+            out = args.output or cfg.output.path
+            if out is None:
+                raise ConfigError("output: no output path; pass -o OUT or set output.path")
+            path = sweep(cfg, out, resume=args.resume, workers=args.workers,
+                         chunk_size=args.chunk_size, progress=False if args.quiet else None)
+            import xarray as xr
+
+            with (xr.open_zarr(path) if str(path).endswith(".zarr")
+                  else xr.open_dataset(path)) as ds:
+                print(summary_table(ds))
+            print(f"wrote {path}")
+        elif args.command == "plot":
+            from .plotting.api import plot_result
+
+            written = plot_result(args.result, args.output, figures=args.figures,
+                                  formats=args.format)
+            for w in written:
+                print(w)
+        return 0
+    except expected as e:
+        print(f"immunosim: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `immunosim info | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("immunosim: interrupted; finished blocks are kept, continue with --resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

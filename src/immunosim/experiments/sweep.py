@@ -1,0 +1,458 @@
+"""Config-driven sweeps: scenarios x design points x patients, chunked through the ODE engine.
+
+Work is cut into **blocks**: one scenario, one design point, a contiguous range of patients. A
+block is the unit of output (one Zarr region, one chunk) and of resume (a marker file written
+after its data). Blocks are grouped into engine batches of about ``output.chunk_size``
+trajectories, so memory stays bounded by one batch however large the sweep.
+
+Results are reduced as they are produced: outcomes always; trajectories only when
+``output.trajectories`` is true, and then every ``output.trajectory_every`` days. A sweep writes
+into ``OUT.partial`` and renames it to ``OUT`` only when every block is done, so a crash never
+leaves a file that looks complete; ``resume=True`` keeps finished blocks and computes the rest,
+and the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from ..model import activity as act
+from ..model import sle_msc as m
+from .cohort import Cohort, sample_cohort
+from .config import Config, ConfigError
+from .design import Design, apply_point, expand
+from .outcomes import OUTCOME_ATTRS, activity_at, classify
+from .simulate import initial_states, run_batch, status_attrs
+
+#: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
+ZARR_FORMAT = 2
+
+NOT_DISEASED = 10  # status of a run whose untreated parameters have no diseased steady state
+
+#: Parameters that do not change the untreated steady state (MSC, regulatory, therapy).
+_TREATMENT_ONLY = [m.PARAMETERS.index[n] for n in m.PARAMETER_NAMES
+                   if n.startswith(("msc_", "potency_", "reg_", "theta_")) or n == "std_therapy"]
+
+
+class SweepError(RuntimeError):
+    """A sweep could not run (bad output path, mismatched resume, ...); one-line message."""
+
+
+@dataclass(frozen=True)
+class Block:
+    index: int
+    scenario: int
+    point: int
+    patients: slice
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a sweep computes, before computing it."""
+
+    config: Config
+    design: Design
+    cohort: Cohort
+    scenarios: list
+    t_assess: np.ndarray
+    traj_index: np.ndarray
+    block_size: int
+    blocks: list[Block]
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return ("scenario",) + self.design.dims + ("patient",)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.scenarios),) + self.design.shape + (self.cohort.size,)
+
+    @property
+    def n_runs(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
+    """Expand a config into a :class:`Plan` (samples the cohort; no ODE solves yet)."""
+    base = m.PARAMETERS.vector(cfg.model.parameters)
+    cohort = sample_cohort(cfg.cohort, base, cfg.seed)
+    design = expand(cfg)
+    scenarios = cfg.build_scenarios()
+    dt = cfg.outcomes.assessment_every
+    t_assess = np.arange(0.0, cfg.horizon + 0.5 * dt, dt)
+    t_assess[-1] = min(t_assess[-1], cfg.horizon)
+    ratio = cfg.output.trajectory_every / dt
+    if cfg.output.trajectories and abs(ratio - round(ratio)) > 1e-9:
+        raise ConfigError(f"output.trajectory_every: {cfg.output.trajectory_every!r} must be a "
+                          f"multiple of outcomes.assessment_every ({dt!r})")
+    traj_index = np.arange(0, t_assess.size, max(1, round(ratio)))
+    size = chunk_size or cfg.output.chunk_size
+    bs = min(size, cohort.size)
+    blocks = []
+    for s in range(len(scenarios)):
+        for pt in range(design.n_points):
+            for a in range(0, cohort.size, bs):
+                blocks.append(Block(len(blocks), s, pt, slice(a, min(a + bs, cohort.size))))
+    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks)
+
+
+def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
+    batch: list[Block] = []
+    n = 0
+    for b in blocks:
+        batch.append(b)
+        n += b.patients.stop - b.patients.start
+        if n >= chunk:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch
+
+
+def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None) -> list[dict]:
+    """Solve the runs of ``blocks`` in one engine call; return one dict of arrays per block."""
+    cfg = p.config
+    params, ivs, owner = [], [], []
+    for b in blocks:
+        sc = p.scenarios[b.scenario]
+        for i in range(b.patients.start, b.patients.stop):
+            pat = p.cohort.params[i].copy()
+            for name, v in sc.parameters.items():
+                pat[m.PARAMETERS.index[name]] = v
+            iv, q = apply_point(p.design, b.point, sc, pat)
+            params.append(q)
+            ivs.append(iv)
+            owner.append(i)
+    params = np.stack(params)
+    # Initial states: the cohort's, unless scenario or axis changed steady-state parameters.
+    y0 = p.cohort.y0[owner].copy()
+    key_cols = np.setdiff1d(np.arange(params.shape[1]), _TREATMENT_ONLY)
+    changed = np.any(params[:, key_cols] != p.cohort.params[owner][:, key_cols], axis=1)
+    ok = np.ones(len(owner), dtype=bool)
+    if changed.any():
+        cache: dict[bytes, tuple] = {}
+        for r in np.nonzero(changed)[0]:
+            k = params[r, key_cols].tobytes()
+            if k not in cache:
+                y, good = initial_states(params[r:r + 1])
+                cache[k] = (y[0], bool(good[0]))
+            y0[r], ok[r] = cache[k]
+    # Rows without a diseased state still run (from the cohort's state); their results are masked.
+    y0[~ok] = p.cohort.y0[np.asarray(owner)[~ok]]
+    sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
+                             threads=threads)
+    obs = act.observables(sol.y, treated)
+    activity = np.where(ok[:, None], obs["activity"], np.nan)
+    oc = cfg.outcomes
+    res = classify(p.t_assess, activity, horizon=cfg.horizon,
+                   remission_threshold=oc.remission_threshold,
+                   remission_min_duration=oc.remission_min_duration,
+                   response_drop=oc.response_drop, flare_rise=oc.flare_rise)
+    res["activity_at"] = activity_at(p.t_assess, activity, oc.landmarks)
+    status = np.where(ok, sol.status, NOT_DISEASED)
+    res["status"] = status
+    res["nfev"] = sol.nfev
+    if cfg.output.trajectories:
+        ti = p.traj_index
+        for name in cfg.output.trajectory_variables:
+            v = sol.y[:, ti, m.STATE_INDEX[name]] if name in m.STATE_INDEX else obs[name][:, ti]
+            res[f"traj_{name}"] = np.where(ok[:, None], v, np.nan)
+    out, a = [], 0
+    for b in blocks:
+        n = b.patients.stop - b.patients.start
+        out.append({k: v[a:a + n] for k, v in res.items()})
+        a += n
+    return out
+
+
+# --- the result Dataset ---------------------------------------------------------------------
+
+
+def _variables(p: Plan) -> dict[str, tuple[tuple[str, ...], np.dtype, dict]]:
+    dims = p.dims
+    v = {name: (dims, np.dtype(bool) if name in ("remission", "response", "relapse")
+                else np.dtype(float), dict(attrs)) for name, attrs in OUTCOME_ATTRS.items()}
+    v["activity_at"] = (dims + ("landmark",), np.dtype(float),
+                        {"units": "points", "long_name": "Activity at landmark day"})
+    sa = status_attrs()
+    sa["flag_values"] = sa["flag_values"] + [NOT_DISEASED]
+    sa["flag_meanings"] += " no_diseased_steady_state"
+    v["status"] = (dims, np.dtype(np.int64), sa)
+    v["nfev"] = (dims, np.dtype(np.int64), {"long_name": "RHS evaluations"})
+    if p.config.output.trajectories:
+        for name in p.config.output.trajectory_variables:
+            if name in m.STATE_INDEX:
+                s = m.STATES[m.STATE_INDEX[name]]
+                unit, long_name = s.unit, s.long_name
+            else:
+                unit, long_name = act.OBSERVABLES[name]
+            v[f"traj_{name}"] = (dims + ("time",), np.dtype(float),
+                                 {"units": unit, "long_name": long_name})
+    return v
+
+
+def _coords(p: Plan) -> dict:
+    cfg = p.config
+    c = {"scenario": ("scenario", [s.name for s in p.scenarios]),
+         "patient": ("patient", np.arange(p.cohort.size)),
+         "landmark": ("landmark", np.asarray(cfg.outcomes.landmarks, dtype=float),
+                      {"units": "d", "long_name": "Landmark day"}),
+         "parameter": ("parameter", list(m.PARAMETER_NAMES))}
+    for name, (dims, vals) in p.design.coords.items():
+        target = p.design.targets[p.design.axis_names.index(name)]
+        c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
+    if cfg.output.trajectories:
+        c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
+    return c
+
+
+def _attrs(p: Plan) -> dict:
+    cfg = p.config
+    return {"title": f"immunosim sweep: {cfg.name}", "description": cfg.description,
+            "config_toml": cfg.source_text, "config_json": cfg.model_dump_json(),
+            "config_digest": config_digest(cfg), "seed": cfg.seed,
+            "immunosim_version": __version__, "model": cfg.model.name,
+            "solver_method": cfg.solver.method, "rtol": cfg.solver.rtol, "atol": cfg.solver.atol,
+            "horizon_days": cfg.horizon, "design": cfg.sweep.design}
+
+
+def config_digest(cfg: Config) -> str:
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _static(p: Plan) -> dict:
+    return {"patient_parameters": (("patient", "parameter"), p.cohort.params,
+                                   {"long_name": "Untreated patient parameters"}),
+            "cohort_redraws": (("patient",), p.cohort.redraws,
+                               {"long_name": "Draws rejected before the patient was accepted"})}
+
+
+def _block_region(p: Plan, b: Block) -> dict[str, slice]:
+    region = {"scenario": slice(b.scenario, b.scenario + 1), "patient": b.patients}
+    for d, i in zip(p.design.dims, np.unravel_index(b.point, p.design.shape)):
+        region[d] = slice(int(i), int(i) + 1)
+    return region
+
+
+def _block_dataset(p: Plan, b: Block, data: dict, variables: dict) -> xr.Dataset:
+    shape1 = (1,) + (1,) * len(p.design.dims)
+    out = {}
+    for name, (dims, dtype, _) in variables.items():
+        arr = np.asarray(data[name]).astype(dtype, copy=False)
+        out[name] = (dims, arr.reshape(shape1 + arr.shape))
+    return xr.Dataset(out)
+
+
+class MemoryWriter:
+    """Collects blocks into an in-memory Dataset (``immunosim run``, tests)."""
+
+    def __init__(self, p: Plan):
+        self.p = p
+        self.vars = _variables(p)
+        extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
+        self.arrays = {}
+        for name, (dims, dtype, _) in self.vars.items():
+            shape = p.shape + tuple(extra[d] for d in dims[len(p.shape):])
+            fill = False if dtype == bool else (-1 if dtype.kind == "i" else np.nan)
+            self.arrays[name] = np.full(shape, fill, dtype=dtype)
+
+    def done(self) -> set[int]:
+        return set()
+
+    def write(self, b: Block, data: dict) -> None:
+        region = _block_region(self.p, b)
+        idx = tuple(region[d] for d in self.p.dims)
+        for name, (dims, dtype, _) in self.vars.items():
+            self.arrays[name][idx] = np.asarray(data[name]).reshape(
+                self.arrays[name][idx].shape)
+
+    def finish(self) -> xr.Dataset:
+        ds = xr.Dataset({n: (v[0], self.arrays[n], v[2]) for n, v in self.vars.items()},
+                        coords=_coords(self.p), attrs=_attrs(self.p))
+        for k, v in _static(self.p).items():
+            ds[k] = v
+        return ds
+
+
+class ZarrWriter:
+    """Writes blocks as regions of a Zarr store at ``OUT.partial``; renames to ``OUT`` at the end.
+
+    With ``fmt="netcdf"`` the finished store is converted to one NetCDF file.
+    """
+
+    def __init__(self, p: Plan, out: Path, fmt: str, resume: bool):
+        self.p, self.out, self.fmt = p, Path(out), fmt
+        self.work = self.out.with_name(self.out.name + ".partial")
+        self.markers = self.out.with_name(self.out.name + ".partial-blocks")
+        self.vars = _variables(p)
+        digest = config_digest(p.config)
+        if resume and self.work.exists():
+            try:
+                old = xr.open_zarr(self.work, consolidated=False).attrs.get("config_digest")
+            except Exception:  # unreadable leftovers: start again
+                old = None
+            if old != digest:
+                raise SweepError(f"--resume: {self.work} was started from a different config "
+                                 "(or is unreadable); remove it or run without --resume")
+            self.markers.mkdir(exist_ok=True)
+            return
+        for d in (self.work, self.markers):
+            if d.exists():
+                shutil.rmtree(d)
+        self._create()
+
+    def _create(self) -> None:
+        import dask.array as da
+
+        p = self.p
+        extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
+        data = {}
+        encoding = {}
+        for name, (dims, dtype, attrs) in self.vars.items():
+            shape = p.shape + tuple(extra[d] for d in dims[len(p.shape):])
+            chunks = (1,) * (len(p.shape) - 1) + (p.block_size,) + shape[len(p.shape):]
+            fill = False if dtype == bool else (-1 if dtype.kind == "i" else np.nan)
+            data[name] = (dims, da.full(shape, fill, dtype=dtype, chunks=chunks), attrs)
+            encoding[name] = {"chunks": chunks}
+        ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
+        for k, v in _static(p).items():
+            ds[k] = v
+        ds.to_zarr(self.work, mode="w", compute=False, encoding=encoding, consolidated=False,
+                   zarr_format=ZARR_FORMAT)
+        self.markers.mkdir()
+
+    def done(self) -> set[int]:
+        if not self.markers.exists():
+            return set()
+        return {int(f.name.split(".")[0]) for f in self.markers.iterdir()
+                if f.name.endswith(".done")}
+
+    def write(self, b: Block, data: dict) -> None:
+        ds = _block_dataset(self.p, b, data, self.vars)
+        ds.to_zarr(self.work, region=_block_region(self.p, b), consolidated=False,
+                   zarr_format=ZARR_FORMAT)
+        (self.markers / f"{b.index}.done").touch()  # after the data: a marker means complete
+
+    def finish(self) -> Path:
+        import zarr
+
+        missing = set(range(len(self.p.blocks))) - self.done()
+        if missing:
+            raise SweepError(f"internal: {len(missing)} blocks missing at the end of the sweep")
+        shutil.rmtree(self.markers)
+        zarr.consolidate_metadata(str(self.work), zarr_format=ZARR_FORMAT)
+        if self.fmt == "netcdf":
+            tmp = self.out.with_name(self.out.name + ".tmp")
+            try:
+                with xr.open_zarr(self.work) as ds:
+                    ds.load().to_netcdf(tmp, engine="netcdf4")
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # never leave a half-written file behind
+                raise
+            shutil.rmtree(self.work)
+        else:
+            tmp = self.work
+        if self.out.exists():
+            shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
+        os.replace(tmp, self.out)
+        return self.out
+
+
+def output_format(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    if path.suffix in (".nc", ".nc4", ".netcdf"):
+        return "netcdf"
+    if path.suffix == ".zarr":
+        return "zarr"
+    raise SweepError(f"output: cannot tell the format of '{path}'; use a .zarr or .nc name "
+                     "or set output.format")
+
+
+def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume: bool = False,
+          workers: int | None = None, chunk_size: int | None = None,
+          progress: bool | None = None) -> xr.Dataset | Path:
+    """Run a config's sweep.
+
+    Parameters
+    ----------
+    config : Config or path to a TOML file
+    out : path, optional
+        ``.zarr`` (written incrementally) or ``.nc``; default ``output.path`` of the config. With
+        neither, the result is returned in memory.
+    resume : bool
+        Continue an interrupted sweep into the same ``out``.
+    workers : int, optional
+        Threads for the batched engine (results do not depend on it).
+    chunk_size : int, optional
+        Trajectories per engine batch and patients per output block (results do not depend on it).
+    progress : bool, optional
+        Progress bar; default: only on a terminal.
+
+    Returns
+    -------
+    xarray.Dataset (in memory) or pathlib.Path of the written result.
+    """
+    from tqdm.auto import tqdm
+
+    from .config import load_config
+
+    cfg = load_config(config) if isinstance(config, (str, Path)) else config
+    out = out if out is not None else cfg.output.path
+    p = plan(cfg, chunk_size=chunk_size)
+    if out is None:
+        writer = MemoryWriter(p)
+    else:
+        out = Path(out)
+        if not out.parent.exists():
+            raise SweepError(f"output: directory '{out.parent}' does not exist")
+        writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume)
+    done = writer.done()
+    todo = [b for b in p.blocks if b.index not in done]
+    chunk = chunk_size or cfg.output.chunk_size
+    ndone = sum(b.patients.stop - b.patients.start for b in p.blocks if b.index in done)
+    with tqdm(total=p.n_runs, initial=ndone, unit="run", disable=None if progress is None
+              else not progress, desc=cfg.name) as bar:
+        for batch in _batches(p, todo, chunk):
+            for b, data in zip(batch, compute_batch(p, batch, threads=workers)):
+                writer.write(b, data)
+                bar.update(b.patients.stop - b.patients.start)
+    return writer.finish()
+
+
+def summary_table(ds: xr.Dataset) -> str:
+    """A readable per-scenario summary of outcomes (pooled over sweep points and patients)."""
+    ds = ds[["remission", "time_to_remission", "relapse", "response", "activity_at",
+             "status"]].load()
+    rows = [("scenario", "runs", "remission", "median t_rem (d)", "relapse|rem",
+             "response", "activity@" + "/".join(f"{x:g}" for x in ds.landmark.values))]
+    for s in ds.scenario.values:
+        d = ds.sel(scenario=s)
+        ok = d.status == 0
+        n = int(ok.sum())
+        rem = d.remission.where(ok)
+        n_rem = int((rem == 1).sum())
+        t_rem = d.time_to_remission.where(d.remission & ok)
+        rel = int((d.relapse & ok).sum())
+        resp = int((d.response & ok).sum())
+        med = [float(d.activity_at.where(ok).sel(landmark=x).median()) for x in ds.landmark.values]
+        rows.append((str(s), f"{n}", f"{100 * n_rem / max(n, 1):.0f}%",
+                     f"{float(t_rem.median()):.0f}" if n_rem else "-",
+                     f"{100 * rel / max(n_rem, 1):.0f}%" if n_rem else "-",
+                     f"{100 * resp / max(n, 1):.0f}%", "/".join(f"{v:g}" for v in med)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failed = int((ds.status != 0).sum())
+    if failed:
+        lines.append(f"({failed} runs failed or had no diseased state; see the 'status' variable)")
+    return "\n".join(lines)
