@@ -81,7 +81,8 @@ def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
     redraws = np.zeros(cfg.size, dtype=np.int64)
     for i in range(cfg.size):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
-        for attempt in range(cfg.max_redraws + 1):
+        attempt = 0
+        for attempt in range(cfg.max_redraws + 1):  # noqa: B007 (used after the loop)
             p = base.copy()
             if names:
                 u = stats.norm.cdf(chol @ rng.standard_normal(len(names)))

@@ -90,7 +90,7 @@ class SolverConfig(_Strict):
 
 
 class MSCConfig(_Strict):
-    """One MSC dosing record: ``amount`` cells/kg at ``time``, ``count`` times ``interval`` apart."""
+    """One MSC dosing record: ``count`` doses of ``amount`` cells/kg, ``interval`` days apart."""
 
     amount: NonNeg
     time: NonNeg = 0.0

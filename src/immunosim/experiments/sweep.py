@@ -252,17 +252,23 @@ def _block_dataset(p: Plan, b: Block, data: dict, variables: dict) -> xr.Dataset
     return xr.Dataset(out)
 
 
+def _layout(p: Plan, dims: tuple[str, ...], dtype: np.dtype) -> tuple[tuple[int, ...], object]:
+    """Full shape of a result variable and its fill value (before any block is written)."""
+    extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
+    shape = p.shape + tuple(extra[d] for d in dims[len(p.shape):])
+    fill = False if dtype.kind == "b" else (-1 if dtype.kind == "i" else np.nan)
+    return shape, fill
+
+
 class MemoryWriter:
     """Collects blocks into an in-memory Dataset (``immunosim run``, tests)."""
 
     def __init__(self, p: Plan):
         self.p = p
         self.vars = _variables(p)
-        extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
         self.arrays = {}
         for name, (dims, dtype, _) in self.vars.items():
-            shape = p.shape + tuple(extra[d] for d in dims[len(p.shape):])
-            fill = False if dtype == bool else (-1 if dtype.kind == "i" else np.nan)
+            shape, fill = _layout(p, dims, dtype)
             self.arrays[name] = np.full(shape, fill, dtype=dtype)
 
     def done(self) -> set[int]:
@@ -271,9 +277,8 @@ class MemoryWriter:
     def write(self, b: Block, data: dict) -> None:
         region = _block_region(self.p, b)
         idx = tuple(region[d] for d in self.p.dims)
-        for name, (dims, dtype, _) in self.vars.items():
-            self.arrays[name][idx] = np.asarray(data[name]).reshape(
-                self.arrays[name][idx].shape)
+        for name, arr in self.arrays.items():
+            arr[idx] = np.asarray(data[name]).reshape(arr[idx].shape)
 
     def finish(self) -> xr.Dataset:
         ds = xr.Dataset({n: (v[0], self.arrays[n], v[2]) for n, v in self.vars.items()},
@@ -314,13 +319,11 @@ class ZarrWriter:
         import dask.array as da
 
         p = self.p
-        extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
         data = {}
         encoding = {}
         for name, (dims, dtype, attrs) in self.vars.items():
-            shape = p.shape + tuple(extra[d] for d in dims[len(p.shape):])
+            shape, fill = _layout(p, dims, dtype)
             chunks = (1,) * (len(p.shape) - 1) + (p.block_size,) + shape[len(p.shape):]
-            fill = False if dtype == bool else (-1 if dtype.kind == "i" else np.nan)
             data[name] = (dims, da.full(shape, fill, dtype=dtype, chunks=chunks), attrs)
             encoding[name] = {"chunks": chunks}
         ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
