@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -401,6 +409,7 @@ class Config(_Strict):
                 raise ValueError(f"sweep.axes.{aname}: no scenario has '{head}' to sweep")
             vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
             self._check_axis_values(aname, ax, vals)
+        self._check_schedules()
         if self.outcomes.landmarks is None:
             lm = [d for d in DEFAULT_LANDMARKS if d <= self.horizon] or [self.horizon]
             object.__setattr__(self.outcomes, "landmarks", lm)
@@ -410,45 +419,66 @@ class Config(_Strict):
                                  f"({self.horizon:g} d)")
         return self
 
+    def _axis_scenarios(self, ax: AxisConfig) -> list[str]:
+        head = ax.target.partition(".")[0]
+        if ax.scenarios is not None:
+            return list(ax.scenarios)
+        return [n for n, sc in self.scenarios.items()
+                if head == "parameters" or getattr(sc, head) is not None]
+
     def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
+        """Each value alone must satisfy the field's own constraints."""
         head, _, field = ax.target.partition(".")
         where = f"sweep.axes.{aname}"
         if head == "parameters":
             if np.any(vals < 0):
                 raise ValueError(f"{where}: {vals.tolist()!r} must be >= 0 for {ax.target}")
             return
-        fld = {"msc": MSCConfig, "hsct": HSCTConfig,
-               "standard_therapy": StandardTherapyConfig}[head]
+        model = {"msc": MSCConfig, "hsct": HSCTConfig,
+                 "standard_therapy": StandardTherapyConfig}[head]
+        info = model.model_fields[field]
         for v in vals:
-            try:
-                fld.model_validate({**self._base_fields(head), field: int(v) if field == "count"
-                                    else float(v)})
-            except ValidationError as e:
-                err = e.errors()[0]
-                raise ValueError(f"{where}: value {v!r} for {ax.target}: "
-                                 f"{_short(err['msg'])}") from None
             if field == "count" and float(v) != int(v):
-                raise ValueError(f"{where}: value {v!r} for {ax.target} is not an integer")
-        if field in ("time", "interval", "count"):
-            for n in ax.scenarios or [n for n, s in self.scenarios.items()
-                                      if getattr(s, head) is not None]:
-                sc = self.scenarios[n]
-                recs = sc.msc_list() if head == "msc" else [getattr(sc, head)]
-                for rec in recs:
-                    worst = rec.model_dump()
-                    worst[field] = float(np.max(vals)) if field != "count" else int(np.max(vals))
-                    if head == "msc" and worst["count"] > 1 and worst["interval"] <= 0:
-                        continue
-                    last = worst["time"] + (worst.get("interval", 0) * (worst.get("count", 1) - 1)
-                                            if head == "msc" else 0)
-                    if last > self.horizon:
-                        raise ValueError(f"{where}: {ax.target} up to {np.max(vals):g} puts a dose "
-                                         f"at day {last:g}, after the horizon "
-                                         f"({self.horizon:g} d)")
+                raise ValueError(f"{where}: value {v:g} for {ax.target} is not an integer")
+            try:
+                TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(
+                    int(v) if field == "count" else float(v))
+            except ValidationError as e:
+                raise ValueError(f"{where}: value {v:g} for {ax.target}: "
+                                 f"{_short(e.errors()[0]['msg'])}") from None
 
-    @staticmethod
-    def _base_fields(head: str) -> dict:
-        return {"msc": {"amount": 1.0}, "hsct": {}, "standard_therapy": {"suppression": 0.0}}[head]
+    def _check_schedules(self) -> None:
+        """Worst case over the axes: repeated doses need an interval; no dose after the horizon."""
+        for name, sc in self.scenarios.items():
+            axes = {ax.target: (a, ax) for a, ax in self.sweep.axes.items()
+                    if name in self._axis_scenarios(ax)}
+
+            def span(target, rec_value, agg, axes=axes):
+                if target not in axes:
+                    return rec_value
+                a, ax = axes[target]
+                vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
+                return float(agg(vals))
+
+            for rec in sc.msc_list():
+                count = span("msc.count", rec.count, np.max)
+                interval_min = span("msc.interval", rec.interval, np.min)
+                if count > 1 and interval_min <= 0:
+                    who = (f"sweep.axes.{axes['msc.count'][0]}" if "msc.count" in axes
+                           else f"scenarios.{name}.msc")
+                    raise ValueError(f"{who}: count up to {count:g} needs msc.interval > 0 in "
+                                     f"scenario '{name}' (got {interval_min:g})")
+                last = (span("msc.time", rec.time, np.max)
+                        + span("msc.interval", rec.interval, np.max) * (count - 1))
+                if last > self.horizon:
+                    culprits = [f"sweep.axes.{axes[t][0]}" for t in
+                                ("msc.time", "msc.interval", "msc.count") if t in axes]
+                    raise ValueError(f"{culprits[0] if culprits else 'scenarios.' + name}: "
+                                     f"puts a dose at day {last:g} in scenario '{name}', after "
+                                     f"the horizon ({self.horizon:g} d)")
+            if sc.hsct is not None and span("hsct.time", sc.hsct.time, np.max) > self.horizon:
+                raise ValueError(f"sweep.axes.{axes['hsct.time'][0]}: puts HSCT after the horizon "
+                                 f"({self.horizon:g} d)")
 
     @staticmethod
     def dose_times(sc: ScenarioConfig) -> list[float]:

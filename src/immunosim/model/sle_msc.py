@@ -108,9 +108,10 @@ PARAMETERS = ParameterTable(
         Parameter("naive_turnover", 0.02, "1/d", 0.01, 0.04,
                   "Pan S et al., Br J Clin Pharmacol 2019;85:1790 (B-cell turnover 0.02/d)",
                   "Naive B-cell production and death rate"),
-        Parameter("activation_rate", 0.05, "1/d", 0.02, 0.12,
+        Parameter("activation_rate", 0.05, "1/d", 0.01, 0.5,
                   "assumed: germinal centres form 7-10 d after antigen (MacLennan, Annu Rev "
-                  "Immunol 1994;12:117), maximal activation a few percent of the pool a day",
+                  "Immunol 1994;12:117), maximal activation a few percent of the pool a day; "
+                  "the range spans healthy-only (< 0.012) to diseased-only (> 0.22) patients",
                   "Maximal antigen- and help-driven activation rate of naive B cells"),
         Parameter("antigen_k50", 2.0, "1", 1.5, 3.0,
                   "assumed: threshold of the damage-antigen loop (Arazi A, Neumann AU, J Theor "
