@@ -47,3 +47,45 @@ def diseased_y0(default_params):
     from immunosim.model.steady_states import diseased_state
 
     return diseased_state(default_params)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+#: A small but complete config: 2 scenarios x 2 x 2 grid x 6 patients, 240 days.
+SMALL_CONFIG = """
+name = "small"
+seed = 7
+horizon = 240
+[scenarios.untreated]
+[scenarios.msc]
+msc = { amount = 1e6, time = 0, interval = 30, count = 1 }
+[sweep.axes.amount]
+target = "msc.amount"
+values = [3e5, 3e6]
+[sweep.axes.count]
+target = "msc.count"
+values = [1, 2]
+[cohort]
+size = 6
+[cohort.parameters.activation_rate]
+distribution = "lognormal"
+median = 0.12
+cv = 1.0
+[cohort.parameters.reg_induction]
+distribution = "lognormal"
+median = 0.6
+cv = 0.5
+[outcomes]
+landmarks = [91, 183]
+[output]
+trajectories = true
+trajectory_every = 14
+chunk_size = 5
+"""
+
+
+@pytest.fixture
+def small_config_path(tmp_path):
+    p = tmp_path / "small.toml"
+    p.write_text(SMALL_CONFIG)
+    return p

@@ -295,7 +295,7 @@ class DistributionConfig(_Strict):
             raise ValueError(f"distribution '{self.distribution}' does not take "
                              f"{', '.join(extra)}; it takes {', '.join(req)}")
         if self.low is not None and self.high is not None and not self.low < self.high:
-            raise ValueError(f"low = {self.low!r} must be below high = {self.high!r}")
+            raise ValueError(f"low = {self.low:g} must be below high = {self.high:g}")
         return self
 
 
