@@ -1,0 +1,99 @@
+"""The command line: exit status 2 with one line and no traceback on bad input; nothing
+half-written is left behind."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SMALL_CONFIG
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "immunosim", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_info_lists_parameters_with_units_and_sources():
+    r = cli("info")
+    assert r.returncode == 0
+    assert "msc_half_life = 1 d [0.5, 2]; Lee RH et al." in r.stdout
+    assert "igg_half_life = 21 d" in r.stdout
+
+
+def test_validate_examples():
+    r = cli("validate", *sorted((ROOT / "configs").glob("*.toml")))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(": ok") == 3
+
+
+BROKEN = {
+    "unknown_key": ("[scenarios.msc]\nmsc = { dose_per_kg = 1e6 }\n",
+                    "scenarios.msc.msc.dose_per_kg: unknown key 'dose_per_kg'; "
+                    "did you mean 'amount'?"),
+    "negative": ("[scenarios.msc]\nmsc = { amount = -5 }\n", "scenarios.msc.msc.amount: -5"),
+    "after_horizon": ("horizon = 100\n[scenarios.msc]\nmsc = { amount = 1e6, time = 200 }\n",
+                      "scenarios.msc: dose at day 200 is after the horizon (100 d)"),
+    "empty_axis": ("[scenarios.msc]\nmsc = { amount = 1e6 }\n[sweep.axes.a]\n"
+                   "target = 'msc.amount'\nvalues = []\n", "sweep.axes.a.values: empty axis"),
+    "bad_toml": ("horizon = = 1\n", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "sweep"])
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_bad_config_exits_2_with_one_line(tmp_path, capsys, command, case):
+    """In-process (the same main() the console script calls), for speed."""
+    from immunosim.cli import main
+
+    text, message = BROKEN[case]
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    args = [command, str(cfg)] + (["-o", str(tmp_path / "out.zarr")] if command == "sweep"
+                                  else [])
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert message in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # nothing written
+
+
+def test_bad_config_in_a_real_process(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(BROKEN["unknown_key"][0])
+    r = cli("sweep", cfg, "-o", tmp_path / "out.zarr")
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "immunosim: error: " + BROKEN["unknown_key"][1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_usage_errors_exit_2(tmp_path):
+    r = cli("sweep")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SMALL_CONFIG)
+    r = cli("sweep", cfg, "-o", tmp_path / "missing_dir" / "o.zarr")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = cli("sweep", cfg, "-o", tmp_path / "o.txt")
+    assert r.returncode == 2 and "cannot tell the format" in r.stderr
+    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--workers", "0")
+    assert r.returncode == 2 and "--workers" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+def test_run_and_sweep(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SMALL_CONFIG)
+    r = cli("run", cfg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split()[:3] == ["scenario", "runs", "remission"]
+    assert "untreated" in r.stdout and "msc" in r.stdout
+    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and (tmp_path / "o.zarr").is_dir()
+    import xarray as xr
+
+    ds = xr.open_zarr(tmp_path / "o.zarr")
+    assert set(ds.remission.dims) == {"scenario", "amount", "count", "patient"}

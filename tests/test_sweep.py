@@ -1,0 +1,118 @@
+"""Sweeps: result layout, reproducibility across threads and chunk sizes, kill + resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from immunosim.experiments.config import load_config
+from immunosim.experiments.sweep import sweep
+from tests.conftest import SMALL_CONFIG
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ref")
+    p = d / "small.toml"
+    p.write_text(SMALL_CONFIG)
+    return sweep(load_config(p), progress=False)
+
+
+def test_layout(reference):
+    ds = reference
+    assert ds.remission.dims == ("scenario", "amount", "count", "patient")
+    assert list(ds.scenario.values) == ["untreated", "msc"]
+    assert ds.sizes == {"scenario": 2, "amount": 2, "count": 2, "patient": 6, "landmark": 2,
+                        "parameter": ds.sizes["parameter"], "time": ds.sizes["time"]}
+    for v in ("remission", "time_to_remission", "relapse", "time_to_relapse", "activity_at",
+              "status", "traj_activity"):
+        assert v in ds
+    assert ds.time_to_remission.attrs["units"] == "d"
+    assert ds.attrs["seed"] == 7 and "msc.amount" in ds.attrs["config_toml"]
+    assert (ds.status == 0).all()
+    # the untreated scenario never remits; MSC does for some patients
+    assert not ds.remission.sel(scenario="untreated").any()
+    assert ds.remission.sel(scenario="msc").any()
+    # axes really change the runs: more cells, at least as many remissions
+    r = ds.remission.sel(scenario="msc").sum("patient")
+    assert (r.sel(amount=3e6) >= r.sel(amount=3e5)).all()
+
+
+def test_same_result_whatever_threads_and_chunks(reference, small_config_path):
+    cfg = load_config(small_config_path)
+    for workers, chunk in [(1, 1), (2, 4), (1, 100)]:
+        ds = sweep(cfg, workers=workers, chunk_size=chunk, progress=False)
+        xr.testing.assert_identical(ds, reference)
+
+
+def test_zarr_and_netcdf_files(reference, small_config_path, tmp_path):
+    cfg = load_config(small_config_path)
+    z = sweep(cfg, tmp_path / "out.zarr", progress=False)
+    n = sweep(cfg, tmp_path / "out.nc", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "out.zarr", "small.toml"]
+    dz = xr.open_zarr(z)
+    assert dz.remission.dims == ("scenario", "amount", "count", "patient")
+    xr.testing.assert_identical(dz.load(), reference)
+    xr.testing.assert_identical(xr.open_dataset(n).load(), reference)
+
+
+def test_killed_sweep_resumes_to_identical_result(small_config_path, tmp_path, reference):
+    """SIGKILL a real sweep part-way; --resume keeps finished blocks and ends identical."""
+    big = small_config_path.read_text().replace("size = 6", "size = 60").replace(
+        "chunk_size = 5", "chunk_size = 3")
+    cfg_path = tmp_path / "big.toml"
+    cfg_path.write_text(big)
+    out = tmp_path / "res.zarr"
+    markers = tmp_path / "res.zarr.partial-blocks"
+    cmd = [sys.executable, "-m", "immunosim", "sweep", str(cfg_path), "-o", str(out), "--quiet",
+           "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if markers.exists() and len(list(markers.iterdir())) >= 8:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_done = len(list(markers.iterdir()))
+    assert not out.exists(), "a killed sweep must not leave a complete-looking result"
+    assert 8 <= n_done < 160, n_done  # killed part-way (160 blocks in all)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    full = sweep(load_config(cfg_path), tmp_path / "full.zarr", progress=False)
+    a, b = xr.open_zarr(out).load(), xr.open_zarr(full).load()
+    xr.testing.assert_identical(a, b)
+    assert not markers.exists() and not (tmp_path / "res.zarr.partial").exists()
+
+
+def test_resume_with_a_different_config_is_refused(small_config_path, tmp_path):
+    from immunosim.experiments.sweep import SweepError, ZarrWriter, plan
+
+    cfg = load_config(small_config_path)
+    ZarrWriter(plan(cfg), tmp_path / "r.zarr", "zarr", resume=False)  # leaves r.zarr.partial
+    other = small_config_path.with_name("o.toml")
+    other.write_text(SMALL_CONFIG.replace("seed = 7", "seed = 8"))
+    with pytest.raises(SweepError, match="different config"):
+        sweep(load_config(other), tmp_path / "r.zarr", resume=True, progress=False)
+
+
+def test_random_designs(small_config_path):
+    text = small_config_path.read_text()
+    text = text.replace('values = [3e5, 3e6]', 'range = [1e5, 1e7]\nscale = "log"').replace(
+        'values = [1, 2]', 'range = [1, 3]').replace('[sweep.axes.amount]',
+                                                      '[sweep]\ndesign = "lhs"\nsamples = 5\n'
+                                                      '[sweep.axes.amount]')
+    small_config_path.write_text(text)
+    ds = sweep(load_config(small_config_path), progress=False)
+    assert ds.remission.dims == ("scenario", "point", "patient")
+    assert ds.amount.dims == ("point",) and ds.sizes["point"] == 5
+    assert ((ds.amount >= 1e5) & (ds.amount <= 1e7)).all()
+    assert set(np.unique(ds["count"].values)) <= {1.0, 2.0}
+    # LHS: one sample in each of the 5 strata of log(amount)
+    strata = np.floor((np.log10(ds.amount.values) - 5) / 2 * 5)
+    assert sorted(strata) == [0, 1, 2, 3, 4]
