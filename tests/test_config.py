@@ -1,12 +1,10 @@
 """Config validation: examples validate, broken configs fail with one precise line."""
 
-import tomllib
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from immunosim.experiments.config import ConfigError, load_config, parse_config
+from immunosim.experiments.config import ConfigError, load_config, parse_config, tomllib
 from tests.conftest import ROOT, SMALL_CONFIG
 
 EXAMPLES = sorted((ROOT / "configs").glob("*.toml"))
