@@ -28,6 +28,7 @@ def test_layout(reference):
     assert ds.remission.dims == ("scenario", "amount", "count", "patient")
     assert list(ds.scenario.values) == ["untreated", "msc"]
     assert ds.sizes == {"scenario": 2, "amount": 2, "count": 2, "patient": 6, "landmark": 2,
+                        "dose": 2,
                         "parameter": ds.sizes["parameter"], "time": ds.sizes["time"]}
     for v in ("remission", "time_to_remission", "relapse", "time_to_relapse", "activity_at",
               "status", "traj_activity"):
@@ -35,6 +36,8 @@ def test_layout(reference):
     assert ds.time_to_remission.attrs["units"] == "d"
     assert ds.attrs["seed"] == 7 and "msc.amount" in ds.attrs["config_toml"]
     assert (ds.status == 0).all()
+    np.testing.assert_array_equal(ds.dose_time.sel(scenario="msc", count=2, amount=3e5), [0, 30])
+    assert np.isnan(ds.dose_time.sel(scenario="untreated")).all()
     # the untreated scenario never remits; MSC does for some patients
     assert not ds.remission.sel(scenario="untreated").any()
     assert ds.remission.sel(scenario="msc").any()

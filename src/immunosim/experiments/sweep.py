@@ -229,8 +229,25 @@ def config_digest(cfg: Config) -> str:
     return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
 
 
+def _dose_times(p: Plan) -> np.ndarray:
+    """Dosing times (MSC infusions, HSCT) per scenario and design point, NaN padded."""
+    base = p.cohort.params[0]
+    rows = []
+    for sc in p.scenarios:
+        for pt in range(p.design.n_points):
+            ivs, _ = apply_point(p.design, pt, sc, base)
+            rows.append(sorted(float(t) for iv in ivs for t in iv.dose_times()))
+    width = max([len(r) for r in rows] + [1])
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out.reshape((len(p.scenarios),) + p.design.shape + (width,))
+
+
 def _static(p: Plan) -> dict:
-    return {"patient_parameters": (("patient", "parameter"), p.cohort.params,
+    return {"dose_time": (("scenario",) + p.design.dims + ("dose",), _dose_times(p),
+                          {"units": "d", "long_name": "Dosing time (MSC infusion or HSCT)"}),
+            "patient_parameters": (("patient", "parameter"), p.cohort.params,
                                    {"long_name": "Untreated patient parameters"}),
             "cohort_redraws": (("patient",), p.cohort.redraws,
                                {"long_name": "Draws rejected before the patient was accepted"})}
