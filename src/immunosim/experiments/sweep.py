@@ -260,13 +260,10 @@ def _block_region(p: Plan, b: Block) -> dict[str, slice]:
     return region
 
 
-def _block_dataset(p: Plan, b: Block, data: dict, variables: dict) -> xr.Dataset:
-    shape1 = (1,) + (1,) * len(p.design.dims)
-    out = {}
-    for name, (dims, dtype, _) in variables.items():
-        arr = np.asarray(data[name]).astype(dtype, copy=False)
-        out[name] = (dims, arr.reshape(shape1 + arr.shape))
-    return xr.Dataset(out)
+def _region_shape(idx: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of ``array[idx]`` for slices ``idx`` over the leading axes of ``shape``."""
+    lead = tuple(len(range(*s.indices(n))) for s, n in zip(idx, shape))
+    return lead + tuple(shape[len(idx):])
 
 
 def _layout(p: Plan, dims: tuple[str, ...], dtype: np.dtype) -> tuple[tuple[int, ...], object]:
@@ -295,7 +292,7 @@ class MemoryWriter:
         region = _block_region(self.p, b)
         idx = tuple(region[d] for d in self.p.dims)
         for name, arr in self.arrays.items():
-            arr[idx] = np.asarray(data[name]).reshape(arr[idx].shape)
+            arr[idx] = np.asarray(data[name]).reshape(_region_shape(idx, arr.shape))
 
     def finish(self) -> xr.Dataset:
         ds = xr.Dataset({n: (v[0], self.arrays[n], v[2]) for n, v in self.vars.items()},
@@ -316,6 +313,7 @@ class ZarrWriter:
         self.work = self.out.with_name(self.out.name + ".partial")
         self.markers = self.out.with_name(self.out.name + ".partial-blocks")
         self.vars = _variables(p)
+        self._group = None
         digest = config_digest(p.config)
         if resume and self.work.exists():
             try:
@@ -357,9 +355,16 @@ class ZarrWriter:
                 if f.name.endswith(".done")}
 
     def write(self, b: Block, data: dict) -> None:
-        ds = _block_dataset(self.p, b, data, self.vars)
-        ds.to_zarr(self.work, region=_block_region(self.p, b), consolidated=False,
-                   zarr_format=ZARR_FORMAT)
+        import zarr
+
+        if self._group is None:
+            self._group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
+        region = _block_region(self.p, b)
+        idx = tuple(region[d] for d in self.p.dims)
+        for name in self.vars:
+            arr = self._group[name]
+            arr[idx] = np.asarray(data[name]).astype(arr.dtype, copy=False).reshape(
+                _region_shape(idx, arr.shape))
         (self.markers / f"{b.index}.done").touch()  # after the data: a marker means complete
 
     def finish(self) -> Path:
