@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -383,6 +384,7 @@ class Config(_Strict):
     cohort: CohortConfig = Field(default_factory=CohortConfig)
     outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    _source_text: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
     def _cross(self):
@@ -492,7 +494,8 @@ class Config(_Strict):
 
     @property
     def source_text(self) -> str:
-        return getattr(self, "_source_text", "")
+        """The TOML text the config was read from (stored in results for provenance)."""
+        return self._source_text
 
 
 # --- loading and error messages -----------------------------------------------------------------
@@ -599,7 +602,7 @@ def parse_config(data: dict, source_text: str = "") -> Config:
     except ValidationError as e:
         errors = e.errors()
         raise ConfigError(_format_error(_pick(errors), errors)) from None
-    object.__setattr__(cfg, "_source_text", source_text)
+    cfg._source_text = source_text
     return cfg
 
 
