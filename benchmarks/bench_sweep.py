@@ -65,7 +65,8 @@ cfg = load_config(sys.argv[1])
 t = time.perf_counter()
 sweep(cfg, sys.argv[2], progress=False, workers=int(sys.argv[3]))
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "maxrss_mb": rss}))
 """
 
 

@@ -23,7 +23,7 @@ EXPECTED = {
     "activation_rate": {S["b_naive"], S["b_gc"]},
     "antigen_k50": {S["tfh"], S["b_naive"], S["b_gc"], S["b_mem"]},
     "antigen_hill": {S["tfh"], S["b_naive"], S["b_gc"], S["b_mem"]},
-    "gc_proliferation": {S["b_gc"]}, "gc_death": {S["b_gc"]},
+    "gc_renewal": {S["b_gc"]}, "gc_death": {S["b_gc"]},
     "gc_to_pc": {S["b_gc"], S["plasmablast"], S["llpc"]}, "gc_to_memory": {S["b_gc"], S["b_mem"]},
     "gc_capacity": {S["b_gc"]}, "memory_turnover": {S["b_mem"]},
     "memory_reactivation": {S["b_gc"], S["b_mem"]}, "plasmablast_lifespan": {S["plasmablast"]},

@@ -10,6 +10,9 @@ tolerances and reassociation would make results depend on the compiler's vectori
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numba
 
 #: Flags for serial kernels (RHS, one RK step, one trajectory).
@@ -17,6 +20,58 @@ JIT_FLAGS: dict = {"cache": True, "nogil": True, "fastmath": False, "error_model
 
 #: Flags for the batch drivers that run ``prange`` over trajectories.
 JIT_PARALLEL_FLAGS: dict = {**JIT_FLAGS, "parallel": True}
+
+#: Modules whose functions are compiled into the cached kernels. Numba keys a kernel's cache on
+#: its own source file only, so a kernel that inlines ``sle_msc.rhs`` keeps running the *old*
+#: model after ``sle_msc.py`` is edited. :func:`invalidate_stale_caches` guards against that.
+KERNEL_SOURCES = (
+    "_numba_config.py",
+    "model/sle_msc.py",
+    "model/interventions.py",
+    "engines/ode/_kernels.py",
+    "engines/ode/_rhs.py",
+    "engines/ode/problems.py",
+    "engines/ode/status.py",
+    "engines/ode/tableaus.py",
+    "experiments/outcomes.py",
+)
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def sources_digest(root: Path = _PACKAGE) -> str:
+    h = hashlib.sha256()
+    for rel in KERNEL_SOURCES:
+        f = root / rel
+        h.update(rel.encode())
+        h.update(f.read_bytes() if f.exists() else b"")
+    return h.hexdigest()
+
+
+def invalidate_stale_caches(root: Path = _PACKAGE) -> bool:
+    """Delete this package's Numba cache files if any kernel source changed since they were
+    written. Returns True if caches were removed. Silent where the tree is read-only."""
+    stamp = root / "__pycache__" / "numba_sources.sha256"
+    digest = sources_digest(root)
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return False
+        dirs = [root]
+        if numba.config.CACHE_DIR:
+            dirs.append(Path(numba.config.CACHE_DIR))
+        removed = False
+        for d in dirs:
+            for f in list(d.rglob("*.nbi")) + list(d.rglob("*.nbc")):
+                if d is root or "immunosim" in str(f):
+                    f.unlink(missing_ok=True)
+                    removed = True
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+        return removed
+    except OSError:  # read-only install: nothing to guard (and nothing can go stale)
+        return False
+
+
+invalidate_stale_caches()
 
 JIT = numba.njit(**JIT_FLAGS)
 JIT_PARALLEL = numba.njit(**JIT_PARALLEL_FLAGS)
@@ -37,4 +92,5 @@ def set_num_threads(n: int | None) -> int:
     return numba.get_num_threads()
 
 
-__all__ = ["JIT", "JIT_PARALLEL", "JIT_FLAGS", "JIT_PARALLEL_FLAGS", "set_num_threads"]
+__all__ = ["JIT", "JIT_PARALLEL", "JIT_FLAGS", "JIT_PARALLEL_FLAGS", "invalidate_stale_caches",
+           "set_num_threads"]

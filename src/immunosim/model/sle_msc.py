@@ -120,10 +120,11 @@ PARAMETERS = ParameterTable(
         Parameter("antigen_hill", 3.0, "1", 2.0, 4.0,
                   "assumed: cooperative BCR/TLR9 stimulation; sigmoid as in Arazi & Neumann 2010",
                   "Hill coefficient of antigen stimulation"),
-        Parameter("gc_proliferation", 1.0, "1/d", 0.6, 1.4,
-                  "assumed: net GC proliferation under full help, below the GC exit rate so GCs "
-                  "wane in about 3 weeks without antigen (MacLennan 1994)",
-                  "Maximal proliferation rate of activated / GC B cells"),
+        Parameter("gc_renewal", 1.0, "1", 0.6, 1.0,
+                  "assumed: GC proliferation replaces at most the cells leaving the GC (fraction "
+                  "<= 1 of the exit rate), so GCs amplify but never sustain themselves and wane "
+                  "in about 3 weeks without antigen (MacLennan 1994)",
+                  "Maximal GC proliferation as a fraction of the GC exit rate"),
         Parameter("gc_death", 0.6, "1/d", 0.4, 0.9,
                   "assumed: GC selection death, GCs last ~3 weeks (MacLennan 1994)",
                   "Death rate of activated / GC B cells"),
@@ -154,10 +155,10 @@ PARAMETERS = ParameterTable(
                   "Half-life of long-lived plasma cells"),
         Parameter("llpc_capacity", 5.0, "1", 1.0, 20.0,
                   "assumed: survival-niche limit", "Niche capacity for long-lived plasma cells"),
-        Parameter("secretion_pb", 50.0, "IU/mL/d", 20.0, 150.0,
+        Parameter("secretion_pb", 65.0, "IU/mL/d", 20.0, 150.0,
                   "assumed: scaled so the diseased state has anti-dsDNA of a few hundred IU/mL",
                   "Anti-dsDNA output per plasmablast unit"),
-        Parameter("secretion_llpc", 50.0, "IU/mL/d", 20.0, 150.0,
+        Parameter("secretion_llpc", 65.0, "IU/mL/d", 20.0, 150.0,
                   "assumed: same per-cell output as plasmablasts",
                   "Anti-dsDNA output per long-lived plasma cell unit"),
         # --- antibody, antigen, immune complexes, complement --------------------------------
@@ -310,7 +311,8 @@ def rhs(t, y, p, dydt):
 
     act = k_act * stim * help_ * f_act * drug
     react = k_re * stim * help_ * f_act * drug
-    prolif = p_g * help_ * f_prolif * drug * (1.0 - bg / g_cap)
+    # Proliferation is a fraction (<= 1) of the exit rate times help (< 1): net growth < 0.
+    prolif = p_g * (d_g + k_gp + k_gm) * help_ * f_prolif * drug * (1.0 - bg / g_cap)
     diff = k_gp * bg * f_diff
     form = k_f * ab * ag
     c3_frac = c3 / c3_0

@@ -52,8 +52,8 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     act = q["activation_rate"] * stim * help_ * (1.0 - u)
     react = q["memory_reactivation"] * stim * help_ * (1.0 - u)
     bn = q["naive_turnover"] / (q["naive_turnover"] + act)
-    g = q["gc_proliferation"] * help_ * (1.0 - u)
     exits = q["gc_death"] + q["gc_to_pc"] + q["gc_to_memory"]
+    g = q["gc_renewal"] * exits * help_ * (1.0 - u)
     mem_gain = react * q["gc_to_memory"] / (q["memory_turnover"] + react)
     # act*bn + (mem_gain + g - exits) bg - g/cap bg^2 = 0
     bg = _positive_root(g / q["gc_capacity"], mem_gain + g - exits, act * bn)
