@@ -98,21 +98,27 @@ def _explicit_step(model, t, y, h, p, A, B, C, E, K, y_new, y_tmp, err):
 
 
 @JIT
-def _explicit_dense(y, h, K, P, x, out):
-    """Dense output ``y(t + x h) = y + h (K^T P) [x, x^2, ...]`` (scipy's ``RkDenseOutput``)."""
+def _dense_coefficients(h, K, P, Q):
+    """``Q = h K^T P`` (n, k): the step's dense-output polynomial, computed once per step."""
+    n = Q.shape[0]
+    for k in range(n):
+        for m in range(P.shape[1]):
+            acc = 0.0
+            for j in range(P.shape[0]):
+                acc += K[j, k] * P[j, m]
+            Q[k, m] = h * acc
+
+
+@JIT
+def _explicit_dense(y, Q, x, out):
+    """Dense output ``y(t + x h) = y + Q [x, x^2, ...]`` (scipy's ``RkDenseOutput``), Horner."""
     n = y.size
-    for k in range(n):
-        out[k] = 0.0
-    xp = 1.0
-    for m in range(P.shape[1]):
-        xp *= x
-        for j in range(P.shape[0]):
-            c = P[j, m] * xp
-            if c != 0.0:
-                for k in range(n):
-                    out[k] += c * K[j, k]
-    for k in range(n):
-        out[k] = y[k] + h * out[k]
+    k = Q.shape[1]
+    for i in range(n):
+        acc = 0.0
+        for m in range(k - 1, -1, -1):
+            acc = (acc + Q[i, m]) * x
+        out[i] = y[i] + acc
 
 
 @JIT
@@ -289,6 +295,7 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
     f1 = np.empty(n)
     buf = np.empty(n)
     K = np.empty((s + 1, n))
+    Q = np.empty((n, P.shape[1]))
     J = np.empty((n, n))
     G = np.empty((n, n))
     piv = np.empty(n, dtype=np.int64)
@@ -371,10 +378,14 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
                 nfev += 1
             t_new = seg_end if last else t + h
             # Dense output for saves strictly inside this step (t_new itself: next step / loop).
+            dense_ready = False
             while i_save < n_save and t_eval[i_save] < t_new:
                 x = (t_eval[i_save] - t) / h
                 if kind == EXPLICIT and not clipped:
-                    _explicit_dense(y, h, K, P, x, buf)
+                    if not dense_ready:
+                        _dense_coefficients(h, K, P, Q)
+                        dense_ready = True
+                    _explicit_dense(y, Q, x, buf)
                 else:
                     _hermite(y, f0, y_new, f1, h, x, buf)
                 for k in range(n):
