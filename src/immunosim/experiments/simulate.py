@@ -16,6 +16,7 @@ from .. import __version__
 from ..engines.ode.solver import DEFAULT_METHOD, EventTable, ODESolution, solve
 from ..engines.ode.status import MESSAGES
 from ..model import activity as act
+from ..model import model_digest
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, apply_parameters, schedule
 from ..model.steady_states import diseased_state
@@ -191,6 +192,7 @@ def simulate(
     ds["parameters"] = (("scenario", "parameter"), treated,
                         {"long_name": "Parameter values used"})
     ds = ds.assign_coords(parameter=("parameter", list(m.PARAMETER_NAMES)))
-    ds.attrs.update({"model": m.NAME, "method": solver.method, "rtol": solver.rtol,
+    ds.attrs.update({"model": m.NAME, "model_digest": model_digest(), "method": solver.method,
+                     "rtol": solver.rtol,
                      "atol": solver.atol, "immunosim_version": __version__})
     return ds

@@ -26,6 +26,7 @@ import xarray as xr
 
 from .. import __version__
 from ..model import activity as act
+from ..model import model_digest
 from ..model import sle_msc as m
 from .cohort import Cohort, sample_cohort
 from .config import Config, ConfigError
@@ -221,6 +222,7 @@ def _attrs(p: Plan) -> dict:
             "config_toml": cfg.source_text, "config_json": cfg.model_dump_json(),
             "config_digest": config_digest(cfg), "seed": cfg.seed,
             "immunosim_version": __version__, "model": cfg.model.name,
+            "model_digest": model_digest(),
             "solver_method": cfg.solver.method, "rtol": cfg.solver.rtol, "atol": cfg.solver.atol,
             "horizon_days": cfg.horizon, "design": cfg.sweep.design}
 

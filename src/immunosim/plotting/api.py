@@ -1,0 +1,185 @@
+"""Draw the figures of a result file into a directory, with an ``index.md`` of captions.
+
+``immunosim plot RESULT -o DIR`` calls :func:`plot_result`. By default every figure the result
+supports is drawn and the others are listed as skipped in ``index.md``; figures asked for by name
+must be drawable, or a one-line :class:`PlotError` says what is missing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import xarray as xr
+
+from . import bistability, maps, survival, timecourse, waterfall
+from ._data import FigureSpec, PlotError, open_result
+from ._style import DPI
+
+__all__ = ["FIGURES", "FORMATS", "PlotError", "draw_figures", "plot_result"]
+
+#: Figure families by name, in drawing order. Each module has ``check(ds)`` (raises PlotError
+#: when the result lacks what it needs) and ``figures(ds, **options) -> list[FigureSpec]``.
+FIGURES = {
+    "timecourse": timecourse,
+    "dose_timing_map": maps,
+    "survival": survival,
+    "waterfall": waterfall,
+    "bistability": bistability,
+}
+FORMATS = ("png", "svg", "pdf")
+#: File metadata without creation dates, so the same result gives byte-identical SVG and PDF.
+_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
+
+
+def _check_names(figures: Sequence[str] | None) -> list[str]:
+    if figures is None:
+        return list(FIGURES)
+    if isinstance(figures, str):
+        figures = [figures]
+    names = list(dict.fromkeys(figures))
+    if not names:
+        raise PlotError(f"figures: no name given; valid: {', '.join(FIGURES)}")
+    bad = [n for n in names if n not in FIGURES]
+    if bad:
+        raise PlotError(f"figures: unknown name {bad[0]!r}; valid: {', '.join(FIGURES)}")
+    return names
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    if isinstance(formats, str):
+        formats = [formats]
+    fmts = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
+    if not fmts:
+        raise PlotError(f"formats: none given; valid: {', '.join(FORMATS)}")
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad:
+        raise PlotError(f"formats: unknown format {bad[0]!r}; valid: {', '.join(FORMATS)}")
+    return fmts
+
+
+def draw_figures(ds: xr.Dataset, figures: Sequence[str] | None = None, *,
+                 options: Mapping[str, Mapping] | None = None
+                 ) -> tuple[list[tuple[str, FigureSpec]], dict[str, str]]:
+    """Draw figure families from a result Dataset (nothing is written).
+
+    Parameters
+    ----------
+    figures : list of str, optional
+        Names from :data:`FIGURES`; default all that ``ds`` supports (the others are skipped).
+    options : mapping, optional
+        Keyword options per family, e.g. ``{"waterfall": {"landmark": 183},
+        "dose_timing_map": {"select": {"interval": 90}}, "timecourse": {"vary": "count"}}``.
+
+    Returns
+    -------
+    drawn : list of (family name, FigureSpec)
+    skipped : dict of family name -> reason (default selection only)
+    """
+    requested = figures is not None
+    names = _check_names(figures)
+    options = dict(options or {})
+    unknown = set(options) - set(FIGURES)
+    if unknown:
+        raise PlotError(f"options: unknown figure {sorted(unknown)[0]!r}; valid: "
+                        f"{', '.join(FIGURES)}")
+    for n, kw in options.items():
+        valid = [k for k in inspect.signature(FIGURES[n].figures).parameters if k != "ds"]
+        bad = [k for k in kw if k not in valid]
+        if bad:
+            raise PlotError(f"options[{n!r}]: unknown option {bad[0]!r}; valid: "
+                            f"{', '.join(valid)}")
+    if requested:  # every requested figure must be drawable: check all before drawing any
+        for n in names:
+            FIGURES[n].check(ds)
+    drawn, skipped = [], {}
+    for n in names:
+        try:
+            if not requested:
+                FIGURES[n].check(ds)
+            specs = FIGURES[n].figures(ds, **dict(options.get(n, {})))
+        except PlotError as e:
+            if requested:
+                raise
+            skipped[n] = str(e)
+            continue
+        drawn += [(n, s) for s in specs]
+    return drawn, skipped
+
+
+def _index(drawn, written: dict[str, list[Path]], skipped: dict[str, str], source: str,
+           ds: xr.Dataset) -> str:
+    from .. import __version__
+
+    title = ds.attrs.get("title", "immunosim result")
+    lines = [f"# Figures: {title}", "",
+             f"Drawn from `{source}` by immunosim {__version__} (`immunosim plot`).", ""]
+    for family, spec in drawn:
+        files = ", ".join(f"[`{p.name}`]({p.name})" for p in written[spec.stem])
+        lines += [f"## {spec.stem}", "", f"- figure: `{family}`; files: {files}",
+                  f"- from: `{source}`", f"- caption: {spec.caption}", ""]
+        png = next((p for p in written[spec.stem] if p.suffix in (".png", ".svg")), None)
+        if png is not None:
+            lines += [f"![{spec.stem}]({png.name})", ""]
+    if skipped:
+        lines += ["## Skipped", ""]
+        lines += [f"- `{n}`: {reason}" for n, reason in skipped.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_result(result: str | Path | xr.Dataset, out_dir: str | Path,
+                figures: Sequence[str] | None = None, formats: Sequence[str] = ("png", "svg"),
+                *, dpi: float = DPI, options: Mapping[str, Mapping] | None = None) -> list[Path]:
+    """Draw figures of a result into ``out_dir``, one file per figure and format, plus
+    ``index.md`` (each file with its caption and the result it was drawn from).
+
+    Parameters
+    ----------
+    result : path or Dataset
+        A sweep result (``.zarr`` or ``.nc``), an :func:`immunosim.simulate` result saved as
+        NetCDF, or a Dataset in memory.
+    out_dir : path
+        Created if missing; existing figures of the same names are replaced.
+    figures : list of str, optional
+        Names from :data:`FIGURES`; default every figure the result supports.
+    formats : list of str
+        Any of ``png``, ``svg``, ``pdf``.
+    dpi : float
+        Resolution of raster output.
+    options : mapping, optional
+        Per-figure keyword options (see :func:`draw_figures`).
+
+    Returns
+    -------
+    list of Path
+        The files written, figures first, ``index.md`` last.
+
+    Raises
+    ------
+    PlotError
+        Missing or unreadable result, unknown figure or format, or (for named figures) a result
+        without the variables a figure needs; the message is one line.
+    """
+    _check_names(figures)
+    fmts = _check_formats(formats)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PlotError(f"{out}: exists and is not a directory")
+    ds, source = open_result(result)
+    try:
+        drawn, skipped = draw_figures(ds, figures, options=options)
+        out.mkdir(parents=True, exist_ok=True)
+        written: dict[str, list[Path]] = {}
+        for _, spec in drawn:
+            for f in fmts:
+                path = out / f"{spec.stem}.{f}"
+                spec.figure.savefig(path, dpi=dpi, metadata=_METADATA[f])
+                written.setdefault(spec.stem, []).append(path)
+        index = out / "index.md"
+        index.write_text(_index(drawn, written, skipped, source, ds))
+    finally:
+        if not isinstance(result, xr.Dataset):
+            ds.close()
+    return [p for paths in written.values() for p in paths] + [index]

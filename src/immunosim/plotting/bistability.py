@@ -1,0 +1,308 @@
+"""Bistability: the steady states against the B-cell activation rate (stable and unstable), and
+patients' trajectories after treatment against their own threshold.
+
+Without MSCs the model has a healthy and a diseased stable state separated by an unstable one
+(:mod:`immunosim.model.steady_states`). Treatment can only cure if it pushes a patient across
+the separatrix through that unstable state before the MSC effect fades. The figure shows this in
+one coordinate (renal damage by default, anti-dsDNA otherwise): each patient's trajectory divided
+by the value of the patient's own unstable state, so 1 is the patient's threshold. This is a
+projection of a 13-dimensional separatrix onto one axis, a guide rather than an exact criterion.
+
+Thresholds are computed for the parameters a patient runs with in the long run (untreated
+parameters, scenario overrides, sweep-axis parameters and background standard therapy, rebuilt
+from the config stored with the result), with the MSC pool at zero.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
+
+from ..model import sle_msc as m
+from ..model.steady_states import diseased_state, steady_states
+from ._data import FigureSpec, PlotError, choose_series, dose_times, masked, require, samples
+from ._style import FONT_SIZE, OKABE_ITO, OUTCOME_COLORS, new_figure, suptitle, unit_suffix
+from .timecourse import SHORT_NAMES
+from .waterfall import CATEGORIES, outcome_category
+
+#: Trajectory variables usable as the threshold coordinate, in order of preference.
+COORDINATES: tuple[str, ...] = ("damage", "anti_dsdna")
+HEALTHY_ANTIGEN = 1.5  # antigen level below which a stable state counts as healthy (as in model)
+N_RATES = 120  # activation rates in the bifurcation diagram
+MAX_PANELS = 6
+MISMATCH_SAMPLE = 20  # patients checked against the installed model
+MISMATCH_TOLERANCE = 0.01  # relative; patients start exactly in their diseased state
+
+
+def bifurcation(p: np.ndarray, coord: str = "damage", rates: np.ndarray | None = None
+                ) -> xr.Dataset:
+    """Steady states of parameter vector ``p`` over a range of ``activation_rate``.
+
+    Returns
+    -------
+    Dataset with dims ``rate``: ``healthy``, ``unstable``, ``diseased`` (the value of ``coord``
+    at each kind of equilibrium, NaN where it does not exist).
+    """
+    if rates is None:
+        spec = m.PARAMETERS["activation_rate"]
+        rates = np.logspace(np.log10(spec.low), np.log10(spec.high), N_RATES)
+    k = m.STATE_INDEX[coord]
+    j = m.PARAMETERS.index["activation_rate"]
+    out = {n: np.full(rates.size, np.nan) for n in ("healthy", "unstable", "diseased")}
+    for i, r in enumerate(rates):
+        q = np.array(p, dtype=float)
+        q[j] = r
+        for s in steady_states(q):
+            kind = ("unstable" if not s.stable else
+                    "healthy" if s.antigen < HEALTHY_ANTIGEN else "diseased")
+            out[kind][i] = s.y[k]
+    unit = m.STATES[k].unit
+    return xr.Dataset({n: ("rate", v, {"units": unit}) for n, v in out.items()},
+                      coords={"rate": ("rate", rates, {"units": "1/d"})})
+
+
+def thresholds(params: np.ndarray, coord: str = "damage", *,
+               cache: dict[bytes, float] | None = None) -> np.ndarray:
+    """Value of ``coord`` at each parameter row's unstable (threshold) equilibrium, shape (n,);
+    NaN where the row has a single steady state (nothing to cross). Rows with the same
+    parameters are solved once (``cache`` shares the solutions between calls for one ``coord``)."""
+    params = np.atleast_2d(params)
+    k = m.STATE_INDEX[coord]
+    cache = {} if cache is None else cache
+    out = np.empty(params.shape[0])
+    for i, p in enumerate(params):
+        key = p.tobytes()
+        if key not in cache:
+            un = [s for s in steady_states(p) if not s.stable]
+            cache[key] = float(un[-1].y[k]) if un else np.nan  # highest: next to the disease
+        out[i] = cache[key]
+    return out
+
+
+def series_parameters(ds: xr.Dataset, isel: dict[str, int]
+                      ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Parameters of each patient of one series, rebuilt from the config stored in the result.
+
+    Returns
+    -------
+    initial : ndarray, shape (n_patients, n_params)
+        Untreated parameters with scenario overrides and sweep-axis parameters (the run started
+        from this parameter set's diseased state).
+    long_run : ndarray, shape (n_patients, n_params)
+        ``initial`` with background standard therapy applied: what the patient runs with once
+        the MSCs are gone.
+    note : str
+        Non-empty when the config could not be used (then both are the untreated parameters).
+    """
+    from ..experiments.config import parse_config
+    from ..experiments.design import apply_point, expand
+    from ..model.interventions import apply_parameters
+
+    pp = np.asarray(ds.patient_parameters.values, dtype=float)
+    try:
+        cfg = parse_config(json.loads(ds.attrs["config_json"]))
+    except Exception:  # no or foreign config: thresholds of the untreated patients
+        return pp, pp, "thresholds of the untreated parameters (no readable config in the result)"
+    scen = {s.name: s for s in cfg.build_scenarios()}
+    sc = scen.get(str(ds.scenario.values[isel.get("scenario", 0)]))
+    if sc is None:
+        return pp, pp, "thresholds of the untreated parameters (scenario not in the config)"
+    design = expand(cfg)
+    point = (int(np.ravel_multi_index([isel.get(d, 0) for d in design.dims], design.shape))
+             if design.dims else 0)
+    initial, long_run = np.empty_like(pp), np.empty_like(pp)
+    for i, p in enumerate(pp):
+        q = p.copy()
+        for pname, v in sc.parameters.items():
+            q[m.PARAMETERS.index[pname]] = v
+        ivs, initial[i] = apply_point(design, point, sc, q)
+        long_run[i] = apply_parameters(ivs, initial[i])
+    return initial, long_run, ""
+
+
+def model_mismatch(day0: np.ndarray, initial: np.ndarray, coord: str,
+                   n: int = MISMATCH_SAMPLE) -> float:
+    """Median relative difference between the result's day-0 values of ``coord`` and the
+    installed model's diseased steady states for the same parameters (first ``n`` patients).
+
+    Patients start in their diseased state, so a difference means the result was computed with
+    another version of the model and thresholds recomputed now would not belong to it.
+    """
+    k = m.STATE_INDEX[coord]
+    dev = []
+    for x, p in zip(day0[:n], initial[:n]):
+        ref = diseased_state(p)
+        if ref is not None and np.isfinite(x) and ref[k] != 0.0:
+            dev.append(abs(x - ref[k]) / abs(ref[k]))
+    return float(np.median(dev)) if dev else 0.0
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Trajectories of one series relative to each patient's threshold.
+
+    ``ratio`` (n, T): trajectory / threshold (patients with a threshold only); ``outcome`` (n,);
+    ``threshold`` (n,); ``n_single``: patients without a threshold (single steady state);
+    ``dose_time``: dosing days.
+    """
+
+    time: np.ndarray
+    ratio: np.ndarray
+    outcome: np.ndarray
+    threshold: np.ndarray
+    n_single: int
+    dose_time: np.ndarray
+
+
+def pick_coordinate(ds: xr.Dataset, coord: str | None = None) -> str:
+    if coord is not None:
+        if coord not in COORDINATES:
+            raise PlotError(f"bistability: coordinate {coord!r} is not one of "
+                            f"{', '.join(COORDINATES)}")
+        require(ds, "bistability", [f"traj_{coord}"])
+        return coord
+    for c in COORDINATES:
+        if f"traj_{c}" in ds:
+            return c
+    require(ds, "bistability", [f"traj_{COORDINATES[0]}"])
+    return COORDINATES[0]
+
+
+def crossing_data(ds: xr.Dataset, coord: str | None = None, *, select: dict | None = None,
+                  vary: str | None = None) -> tuple[dict[str, Crossing], str]:
+    """Per treated series (those with dosing times; all if none has), trajectories divided by
+    each patient's threshold; and a note for the caption."""
+    require(ds, "bistability", ["patient_parameters", "remission", "relapse", "response"])
+    coord = pick_coordinate(ds, coord)
+    notes = []
+    if "point" in ds.dims:
+        ds = ds.isel(point=0)
+        notes.append("design point 0 of the random sweep")
+    ss = choose_series(ds, select, vary, max_series=MAX_PANELS)
+    treated = [s for s in ss.series if dose_times(ds, s.isel).size]
+    traj = masked(ds, f"traj_{coord}")
+    out = {}
+    cache: dict[bytes, float] = {}  # series often share parameters (axes of MSC dosing only)
+    for s in treated or ss.series:
+        initial, params, pnote = series_parameters(ds, s.isel)
+        if pnote and pnote not in notes:
+            notes.append(pnote)
+        thr = thresholds(params, coord, cache=cache)
+        x = samples(traj, s.isel, keep=("time",))
+        if not pnote and not any(n.startswith("WARNING") for n in notes):
+            dev = model_mismatch(x[:, 0], initial, coord)
+            if dev > MISMATCH_TOLERANCE:
+                notes.append(f"WARNING: day-0 {coord} differs from the installed model's "
+                             f"diseased state by {100 * dev:.0f}% (median): the result comes "
+                             "from another model version, so the thresholds may not apply")
+        cat = outcome_category(*(samples(ds[v], s.isel) for v in ("remission", "relapse",
+                                                                    "response")))
+        has = np.isfinite(thr) & np.all(np.isfinite(x), axis=1)
+        single = int((~np.isfinite(thr) & np.all(np.isfinite(x), axis=1)).sum())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = x[has] / thr[has, None]
+        out[s.label] = Crossing(ds.time.values, ratio, cat[has], thr[has], single,
+                                dose_times(ds, s.isel))
+    if ss.note:
+        notes.insert(0, ss.note)
+    return out, "; ".join(notes)
+
+
+def draw_bistability(bif: xr.Dataset, crossings: dict[str, Crossing], *, coord: str,
+                     titles: dict[str, str] | None = None,
+                     cohort: tuple[np.ndarray, np.ndarray] | None = None, title: str = ""):
+    """Left: bifurcation diagram; right: one panel per series of trajectories / threshold."""
+    titles = titles or {}
+    n = len(crossings)
+    ncols = min(n, 3)
+    nrows = int(np.ceil(n / ncols))
+    fig = new_figure(3.4 * (1.35 + ncols), max(3.2 * nrows + 1.0, 4.6))
+    gs = fig.add_gridspec(nrows, 1 + ncols, width_ratios=[1.35] + [1.0] * ncols)
+    ax = fig.add_subplot(gs[:, 0])
+    st = m.STATES[m.STATE_INDEX[coord]]
+    r = bif.rate.values
+    ax.plot(r, bif.diseased, color=OKABE_ITO["vermillion"], lw=2, label="diseased (stable)")
+    ax.plot(r, bif.healthy, color=OKABE_ITO["bluish_green"], lw=2, label="healthy (stable)")
+    ax.plot(r, bif.unstable, color="0.2", lw=1.5, ls="--", label="threshold (unstable)")
+    if cohort is not None:
+        ax.plot(cohort[0], cohort[1], ls="none", marker="o", ms=2.5, alpha=0.35,
+                color=OKABE_ITO["blue"], label="patients at day 0 (own parameters)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("B-cell activation rate, activation_rate (1/d)", fontsize=FONT_SIZE)
+    ax.set_ylabel(f"{SHORT_NAMES.get(coord, st.long_name)}{unit_suffix(st.unit)} at steady "
+                  "state", fontsize=FONT_SIZE)
+    ax.set_title("Steady states without treatment\n(cohort-median patient)", fontsize=FONT_SIZE)
+    ax.legend(fontsize=FONT_SIZE - 1, loc="lower right", frameon=True, framealpha=0.9)
+    ax.tick_params(labelsize=FONT_SIZE - 1)
+    ax.grid(alpha=0.25, lw=0.5, which="both")
+    lo = min([np.nanmin(c.ratio) for c in crossings.values() if c.ratio.size] + [0.5])
+    hi = max([np.nanmax(c.ratio) for c in crossings.values() if c.ratio.size] + [2.0])
+    for k, (label, c) in enumerate(crossings.items()):
+        a = fig.add_subplot(gs[k // ncols, 1 + k % ncols])
+        for cat in CATEGORIES[::-1]:  # remission drawn last, on top
+            sel = c.outcome == cat
+            if sel.any():  # rasterised in vector output: hundreds of lines per panel
+                a.add_collection(LineCollection(
+                    [np.column_stack([c.time, r]) for r in c.ratio[sel]],
+                    colors=OUTCOME_COLORS[cat], linewidths=0.6, alpha=0.35, rasterized=True))
+        a.axhline(1.0, color="0.1", ls="--", lw=1.2)
+        for d in c.dose_time:
+            a.axvline(d, color="0.4", ls=":", lw=0.9)
+        a.set_yscale("log")
+        a.set_ylim(lo / 1.3, hi * 1.3)
+        a.set_xlim(c.time.min(), c.time.max())
+        a.set_title(f"{titles.get(label, label)}\n({c.ratio.shape[0]} patients; "
+                    f"{c.n_single} without a threshold not shown)", fontsize=FONT_SIZE - 1)
+        a.set_xlabel("Time (d)", fontsize=FONT_SIZE)
+        if k % ncols == 0:
+            a.set_ylabel(f"{coord} / patient's threshold", fontsize=FONT_SIZE)
+        a.tick_params(labelsize=FONT_SIZE - 1)
+    handles = [Line2D([], [], color=OUTCOME_COLORS[c], lw=1.5) for c in CATEGORIES]
+    labels = ["remission, no relapse", "remission, then relapse", "response only",
+              "no response"]
+    handles += [Line2D([], [], color="0.1", ls="--"), Line2D([], [], color="0.4", ls=":")]
+    labels += ["patient's threshold (unstable state)", "dosing time"]
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=FONT_SIZE - 1,
+               frameon=False)
+    if title:
+        suptitle(fig, title)
+    return fig
+
+
+def check(ds: xr.Dataset) -> None:
+    require(ds, "bistability", ["patient_parameters", "remission", "relapse", "response"])
+    pick_coordinate(ds)
+
+
+def figures(ds: xr.Dataset, *, coord: str | None = None, select: dict | None = None,
+            vary: str | None = None) -> list[FigureSpec]:
+    coord = pick_coordinate(ds, coord)
+    crossings, note = crossing_data(ds, coord, select=select, vary=vary)
+    if not any(c.ratio.size for c in crossings.values()):
+        raise PlotError("bistability: no patient with a threshold and solver status 0 to draw")
+    pp = np.asarray(ds.patient_parameters.values, dtype=float)
+    bif = bifurcation(np.median(pp, axis=0), coord)
+    base = ds.isel(point=0) if "point" in ds.dims else ds
+    ss = choose_series(base, select, vary, max_series=MAX_PANELS)
+    x0 = samples(masked(base, f"traj_{coord}").isel(time=0), ss.series[0].isel)
+    rate = pp[:, m.PARAMETERS.index["activation_rate"]]
+    cohort = (rate, x0) if x0.size == rate.size else None
+    title = (f"Bistability: who crosses the threshold ({coord}) after treatment"
+             + (f"\n{note}" if note else ""))
+    fig = draw_bistability(bif, crossings, coord=coord, cohort=cohort,
+                           titles={s.label: s.title for s in ss.series},
+                           title=title)
+    caption = (f"Left: steady states of {coord} against activation_rate for the untreated "
+               "cohort-median patient (stable: solid; unstable threshold: dashed), with each "
+               f"patient's day-0 value. Right: each patient's {coord} trajectory divided by "
+               "the value at the patient's own unstable steady state under the long-run "
+               "parameters of the scenario (background therapy included, MSCs gone; 1 = "
+               "threshold, a one-coordinate projection of the separatrix), coloured by outcome, "
+               f"per treated {ss.title}" + (f"; {note}" if note else "") + ".")
+    return [FigureSpec("bistability", fig, caption)]
