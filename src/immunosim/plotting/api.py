@@ -33,30 +33,26 @@ FORMATS = ("png", "svg", "pdf")
 _METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
 
 
-def _check_names(figures: Sequence[str] | None) -> list[str]:
-    if figures is None:
-        return list(FIGURES)
-    if isinstance(figures, str):
-        figures = [figures]
-    names = list(dict.fromkeys(figures))
-    if not names:
-        raise PlotError(f"figures: no name given; valid: {', '.join(FIGURES)}")
-    bad = [n for n in names if n not in FIGURES]
+def _check_choice(key: str, what: str, given: Sequence[str] | str,
+                  valid: Sequence[str]) -> list[str]:
+    """Deduplicated ``given`` (a string or a list); a one-line PlotError if empty or unknown."""
+    items = list(dict.fromkeys([given] if isinstance(given, str) else given))
+    if not items:
+        raise PlotError(f"{key}: no {what} given; valid: {', '.join(valid)}")
+    bad = [x for x in items if x not in valid]
     if bad:
-        raise PlotError(f"figures: unknown name {bad[0]!r}; valid: {', '.join(FIGURES)}")
-    return names
+        raise PlotError(f"{key}: unknown {what} {bad[0]!r}; valid: {', '.join(valid)}")
+    return items
+
+
+def _check_names(figures: Sequence[str] | None) -> list[str]:
+    return list(FIGURES) if figures is None else _check_choice("figures", "name", figures,
+                                                                list(FIGURES))
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
-    if isinstance(formats, str):
-        formats = [formats]
-    fmts = list(dict.fromkeys(f.lower().lstrip(".") for f in formats))
-    if not fmts:
-        raise PlotError(f"formats: none given; valid: {', '.join(FORMATS)}")
-    bad = [f for f in fmts if f not in FORMATS]
-    if bad:
-        raise PlotError(f"formats: unknown format {bad[0]!r}; valid: {', '.join(FORMATS)}")
-    return fmts
+    formats = [formats] if isinstance(formats, str) else formats
+    return _check_choice("formats", "format", [f.lower().lstrip(".") for f in formats], FORMATS)
 
 
 def draw_figures(ds: xr.Dataset, figures: Sequence[str] | None = None, *,
