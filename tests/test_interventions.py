@@ -1,0 +1,54 @@
+"""Interventions as dosing events (amt / ii / addl records, HSCT, background therapy)."""
+
+import numpy as np
+import pytest
+
+from immunosim.model import sle_msc as m
+from immunosim.model.interventions import (
+    HSCT,
+    OP_ADD,
+    OP_SCALE,
+    OP_SET,
+    MSCInfusion,
+    StandardTherapy,
+    apply_parameters,
+    schedule,
+)
+
+P = m.PARAMETERS.defaults()
+
+
+def test_msc_record_expands_to_repeated_doses_with_potency():
+    p = m.PARAMETERS.vector({"potency_uc": 1.5})
+    ev = MSCInfusion(2e6, time=5, interval=30, count=3, source="uc").events(p)
+    assert ev == [(5.0, m.MSC, OP_ADD, 3.0), (35.0, m.MSC, OP_ADD, 3.0), (65.0, m.MSC, OP_ADD, 3.0)]
+
+
+def test_hsct_events():
+    ev = HSCT(12.0, depletion=0.9, llpc_depletion=0.4, regulatory_reset=0.7).events(P)
+    scale = {s: v for t, s, op, v in ev if op == OP_SCALE}
+    assert scale[m.B_MEM] == pytest.approx(0.1) and scale[m.LLPC] == pytest.approx(0.6)
+    assert (12.0, m.REG, OP_SET, 0.7) in ev and m.ANTI_DSDNA not in scale
+    assert all(t == 12.0 for t, *_ in ev)
+
+
+def test_standard_therapy_is_a_parameter():
+    q = apply_parameters([StandardTherapy(0.3)], P)
+    assert q[m.PARAMETERS.index["std_therapy"]] == 0.3 and P[m.PARAMETERS.index["std_therapy"]] == 0
+    assert StandardTherapy(0.3).events(P) == []
+
+
+def test_schedule_sorts_across_interventions():
+    ev = schedule([MSCInfusion(1e6, time=50), HSCT(10.0)], P)
+    assert np.all(np.diff([e[0] for e in ev]) >= 0) and ev[-1][1] == m.MSC
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (lambda: MSCInfusion(-1), "amount"), (lambda: MSCInfusion(1e6, count=2), "interval"),
+    (lambda: MSCInfusion(1e6, source="fat"), "source"), (lambda: HSCT(0, depletion=1.5),
+                                                           "depletion"),
+    (lambda: StandardTherapy(1.0), "suppression"), (lambda: MSCInfusion(1e6, count=0), "count"),
+])
+def test_invalid_interventions(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        bad()
