@@ -76,49 +76,64 @@ def _explicit_step(model, t, y, h, p, A, B, C, E, K, y_new, y_tmp, err):
     ``f(t + h, y_new)`` (FSAL). Returns the number of RHS evaluations."""
     s = B.size
     n = y.size
+    # Loops over states innermost, skipping zero coefficients: contiguous and vectorisable.
     for i in range(1, s):
         for k in range(n):
-            acc = 0.0
-            for j in range(i):
-                acc += A[i, j] * K[j, k]
-            y_tmp[k] = y[k] + h * acc
+            y_tmp[k] = y[k]
+        for j in range(i):
+            a = h * A[i, j]
+            if a != 0.0:
+                for k in range(n):
+                    y_tmp[k] += a * K[j, k]
         rhs_dispatch(model, t + C[i] * h, y_tmp, p, K[i])
     for k in range(n):
-        acc = 0.0
-        for j in range(s):
-            acc += B[j] * K[j, k]
-        y_new[k] = y[k] + h * acc
+        y_new[k] = y[k]
+    for j in range(s):
+        b = h * B[j]
+        if b != 0.0:
+            for k in range(n):
+                y_new[k] += b * K[j, k]
     rhs_dispatch(model, t + h, y_new, p, K[s])
     for k in range(n):
-        acc = 0.0
-        for j in range(s + 1):
-            acc += E[j] * K[j, k]
-        err[k] = h * acc
+        err[k] = 0.0
+    for j in range(s + 1):
+        e = h * E[j]
+        if e != 0.0:
+            for k in range(n):
+                err[k] += e * K[j, k]
     return s
 
 
 @JIT
 def _dense_coefficients(h, K, P, Q):
-    """``Q = h K^T P`` (n, k): the step's dense-output polynomial, computed once per step."""
-    n = Q.shape[0]
-    for k in range(n):
-        for m in range(P.shape[1]):
-            acc = 0.0
-            for j in range(P.shape[0]):
-                acc += K[j, k] * P[j, m]
-            Q[k, m] = h * acc
+    """``Q = h P^T K`` (k, n): the step's dense-output polynomial, computed once per step."""
+    n = K.shape[1]
+    for m in range(P.shape[1]):
+        for i in range(n):
+            Q[m, i] = 0.0
+        for j in range(P.shape[0]):
+            c = h * P[j, m]
+            if c != 0.0:
+                for i in range(n):
+                    Q[m, i] += c * K[j, i]
 
 
 @JIT
-def _explicit_dense(y, Q, x, out):
-    """Dense output ``y(t + x h) = y + Q [x, x^2, ...]`` (scipy's ``RkDenseOutput``), Horner."""
+def _explicit_dense(y, Q, x, nonneg, out):
+    """Dense output ``y(t + x h) = y + sum_m Q[m] x^(m+1)`` (scipy's ``RkDenseOutput``), written
+    into ``out`` with non-negative states clipped; a plain loop over states (vectorises)."""
     n = y.size
-    k = Q.shape[1]
+    k = Q.shape[0]
     for i in range(n):
-        acc = 0.0
-        for m in range(k - 1, -1, -1):
-            acc = (acc + Q[i, m]) * x
-        out[i] = y[i] + acc
+        out[i] = y[i]
+    xp = 1.0
+    for m in range(k):
+        xp *= x
+        for i in range(n):
+            out[i] += Q[m, i] * xp
+    for i in range(n):
+        if nonneg[i]:
+            out[i] = max(out[i], 0.0)
 
 
 @JIT
@@ -295,7 +310,7 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
     f1 = np.empty(n)
     buf = np.empty(n)
     K = np.empty((s + 1, n))
-    Q = np.empty((n, P.shape[1]))
+    Q = np.empty((P.shape[1], n))
     J = np.empty((n, n))
     G = np.empty((n, n))
     piv = np.empty(n, dtype=np.int64)
@@ -385,12 +400,12 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
                     if not dense_ready:
                         _dense_coefficients(h, K, P, Q)
                         dense_ready = True
-                    _explicit_dense(y, Q, x, buf)
+                    _explicit_dense(y, Q, x, nonneg, out[i_save])
                 else:
                     _hermite(y, f0, y_new, f1, h, x, buf)
-                for k in range(n):
-                    v = buf[k]
-                    out[i_save, k] = 0.0 if (nonneg[k] and v < 0.0) else v
+                    for k in range(n):
+                        v = buf[k]
+                        out[i_save, k] = 0.0 if (nonneg[k] and v < 0.0) else v
                 i_save += 1
             naccept += 1
             t = t_new
