@@ -17,8 +17,9 @@ from ._rhs import MODEL_IDS
 from .status import SUCCESS, message, summarize
 from .tableaus import EXPLICIT, METHODS
 
-#: Default method, chosen by ``benchmarks/bench_engine.py`` (see docs/engine.md): the model is
-#: non-stiff at its documented ranges and DOPRI5 needs fewest RHS calls per accurate trajectory.
+#: Default method, chosen by ``benchmarks/bench_engine.py`` (see docs/engine.md): on the model's
+#: documented ranges DOPRI5 is the cheapest method per accurate trajectory. It is held near its
+#: stability limit by relaxation rates of about 1/day; for stiffer regions use "rodas4".
 DEFAULT_METHOD = "dopri5"
 
 Event = tuple[float, int, int, float]  # (time, state index, op, value)
