@@ -81,14 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     from .experiments.config import ConfigError, load_config
     from .experiments.simulate import NoDiseasedState
     from .experiments.sweep import SweepError
+    from .plotting.api import PlotError
 
-    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError)
-    try:
-        from .plotting.api import PlotError
-
-        expected = expected + (PlotError,)
-    except ImportError:  # plotting not built yet
-        pass
+    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError, PlotError)
     try:
         if args.command == "info":
             print(_info())

@@ -396,10 +396,8 @@ class Config(_Strict):
                     raise ValueError(f"scenarios.{name}: dose at day {t:g} is after the horizon "
                                      f"({self.horizon:g} d)")
         for aname, ax in self.sweep.axes.items():
-            head, _, field = ax.target.partition(".")
-            names = ax.scenarios if ax.scenarios is not None else [
-                n for n, sc in self.scenarios.items()
-                if head == "parameters" or getattr(sc, head) is not None]
+            head = ax.target.partition(".")[0]
+            names = self.axis_scenarios(ax)
             for n in names:
                 if n not in self.scenarios:
                     raise ValueError(f"sweep.axes.{aname}.scenarios: unknown scenario '{n}'; "
@@ -421,7 +419,9 @@ class Config(_Strict):
                                  f"({self.horizon:g} d)")
         return self
 
-    def _axis_scenarios(self, ax: AxisConfig) -> list[str]:
+    def axis_scenarios(self, ax: AxisConfig) -> list[str]:
+        """The scenarios an axis applies to: its ``scenarios`` list, or every scenario that has
+        the intervention it targets (all scenarios for model parameters)."""
         head = ax.target.partition(".")[0]
         if ax.scenarios is not None:
             return list(ax.scenarios)
@@ -453,7 +453,7 @@ class Config(_Strict):
         """Worst case over the axes: repeated doses need an interval; no dose after the horizon."""
         for name, sc in self.scenarios.items():
             axes = {ax.target: (a, ax) for a, ax in self.sweep.axes.items()
-                    if name in self._axis_scenarios(ax)}
+                    if name in self.axis_scenarios(ax)}
 
             def span(target, rec_value, agg, axes=axes):
                 if target not in axes:

@@ -57,12 +57,7 @@ def expand(cfg: Config) -> Design:
     axes = cfg.sweep.axes
     names = tuple(axes)
     targets = tuple(ax.target for ax in axes.values())
-    scen = []
-    for ax in axes.values():
-        head = ax.target.partition(".")[0]
-        scen.append(tuple(ax.scenarios if ax.scenarios is not None else
-                          [n for n, s in cfg.scenarios.items()
-                           if head == "parameters" or getattr(s, head) is not None]))
+    scen = [tuple(cfg.axis_scenarios(ax)) for ax in axes.values()]
     if not names:
         return Design((), (), {}, np.zeros((1, 0)), (), (), ())
     if cfg.sweep.design == "grid":
