@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from ..model import sle_msc as m
-from ..model.steady_states import diseased_state
+from ..model.steady_states import diseased_states
 from .config import CohortConfig, ConfigError, DistributionConfig
 
 COHORT_STREAM = 1
@@ -71,29 +71,37 @@ class Cohort:
 
 
 def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
-    """Draw ``cfg.size`` patients around the parameter vector ``base``."""
+    """Draw ``cfg.size`` patients around the parameter vector ``base``.
+
+    Works in rounds: every patient still without an accepted draw takes the next draw from its
+    own stream, and all of a round's steady states are found in one vectorised call. Patient
+    ``i`` therefore gets the same parameters as if the patients were drawn one by one.
+    """
     names = list(cfg.parameters)
     idx = [m.PARAMETERS.index[n] for n in names]
     dists = [frozen_distribution(cfg.parameters[n]) for n in names]
     chol = correlation_cholesky(cfg) if names else np.zeros((0, 0))
+    rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
+            for i in range(cfg.size)]
     params = np.empty((cfg.size, base.size))
     y0 = np.empty((cfg.size, m.N_STATES))
     redraws = np.zeros(cfg.size, dtype=np.int64)
-    for i in range(cfg.size):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
-        attempt = 0
-        for attempt in range(cfg.max_redraws + 1):  # noqa: B007 (used after the loop)
-            p = base.copy()
-            if names:
-                u = stats.norm.cdf(chol @ rng.standard_normal(len(names)))
-                p[idx] = [d.ppf(x) for d, x in zip(dists, u)]
-            y = diseased_state(p) if np.all(np.isfinite(p)) and np.all(p >= 0) else None
-            if y is not None:
-                break
-        else:
-            raise ConfigError(
-                f"cohort: patient {i} has no untreated diseased steady state after "
-                f"{cfg.max_redraws + 1} draws; the distributions put too much mass where the "
-                "untreated patient is healthy (narrow them or raise cohort.max_redraws)")
-        params[i], y0[i], redraws[i] = p, y, attempt
-    return Cohort(params, y0, redraws)
+    pending = np.arange(cfg.size)
+    for attempt in range(cfg.max_redraws + 1):
+        draws = np.repeat(base[None, :], pending.size, axis=0)
+        if names:
+            for row, i in enumerate(pending):
+                u = stats.norm.cdf(chol @ rngs[i].standard_normal(len(names)))
+                draws[row, idx] = [d.ppf(x) for d, x in zip(dists, u)]
+        valid = np.all(np.isfinite(draws) & (draws >= 0), axis=1)
+        ys, ok = diseased_states(np.where(valid[:, None], draws, base[None, :]))
+        ok &= valid
+        done = pending[ok]
+        params[done], y0[done], redraws[done] = draws[ok], ys[ok], attempt
+        pending = pending[~ok]
+        if pending.size == 0:
+            return Cohort(params, y0, redraws)
+    raise ConfigError(
+        f"cohort: patient {int(pending[0])} has no untreated diseased steady state after "
+        f"{cfg.max_redraws + 1} draws; the distributions put too much mass where the untreated "
+        "patient is healthy (narrow them or raise cohort.max_redraws)")

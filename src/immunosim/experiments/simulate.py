@@ -19,7 +19,7 @@ from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, apply_parameters, schedule
-from ..model.steady_states import diseased_state
+from ..model.steady_states import diseased_states
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,7 @@ def initial_states(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y0 : ndarray, shape (P, n_states); NaN rows where there is none.
     ok : ndarray of bool, shape (P,)
     """
-    params = np.atleast_2d(params)
-    y0 = np.full((params.shape[0], m.N_STATES), np.nan)
-    ok = np.zeros(params.shape[0], dtype=bool)
-    for i, p in enumerate(params):
-        y = diseased_state(p)
-        if y is not None:
-            y0[i] = y
-            ok[i] = True
-    return y0, ok
+    return diseased_states(params)
 
 
 def run_batch(

@@ -33,7 +33,10 @@ def _positive_root(a, b, c):
 
 
 def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Equilibrium of all other states at antigen level ``ag`` (no MSCs); vectorised in ``ag``.
+    """Equilibrium of all other states at antigen level ``ag`` (no MSCs).
+
+    Vectorised: ``p`` has shape ``(..., n_params)`` and ``ag`` any shape that broadcasts with
+    ``p.shape[:-1]`` (e.g. ``p (P, 1, n)`` with ``ag (G,)`` evaluates a grid for every patient).
 
     Returns
     -------
@@ -43,7 +46,8 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         The antigen level this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
     """
     ag = np.asarray(ag, dtype=float)
-    q = dict(zip(m.PARAMETER_NAMES, p))
+    p = np.asarray(p, dtype=float)
+    q = {name: p[..., i] for i, name in enumerate(m.PARAMETER_NAMES)}
     u = q["std_therapy"]
     h = q["antigen_hill"]
     stim = ag**h / (ag**h + q["antigen_k50"] ** h)
@@ -111,6 +115,42 @@ class SteadyState:
         return float(self.y[m.ANTIGEN])
 
 
+def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
+    """All equilibria of each parameter row, sorted by antigen level (healthy first).
+
+    One vectorised pass over patients x grid, then vectorised bisection of every bracketed root
+    of every patient at once; stability from each equilibrium's Jacobian.
+
+    Parameters
+    ----------
+    params : ndarray, shape (P, n_params)
+
+    Returns
+    -------
+    list (length P) of lists of SteadyState
+    """
+    params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    res = state_given_antigen(_AG_GRID, params[:, None, :])[1] - _AG_GRID  # (P, G)
+    pi, gi = np.nonzero(np.sign(res[:, :-1]) * np.sign(res[:, 1:]) < 0)
+    lo, hi = _AG_GRID[gi].copy(), _AG_GRID[gi + 1].copy()
+    f_lo = res[pi, gi]
+    q = params[pi]
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        f_mid = state_given_antigen(mid, q)[1] - mid
+        left = np.sign(f_mid) == np.sign(f_lo)
+        lo = np.where(left, mid, lo)
+        f_lo = np.where(left, f_mid, f_lo)
+        hi = np.where(left, hi, mid)
+    ys = state_given_antigen(0.5 * (lo + hi), q)[0]
+    out: list[list[SteadyState]] = [[] for _ in range(params.shape[0])]
+    for k in range(pi.size):  # roots come sorted by patient, then by antigen
+        eig = np.linalg.eigvals(numerical_jacobian(ys[k], q[k]))
+        lead = float(np.max(eig.real))
+        out[pi[k]].append(SteadyState(y=ys[k], stable=lead < 0.0, leading_eigenvalue=lead))
+    return out
+
+
 def steady_states(p: np.ndarray) -> list[SteadyState]:
     """All equilibria of ``sle_msc`` without MSCs, sorted by antigen level (healthy first).
 
@@ -124,34 +164,32 @@ def steady_states(p: np.ndarray) -> list[SteadyState]:
     list of SteadyState
         One entry per equilibrium; a bistable patient has three (stable, unstable, stable).
     """
-    p = np.asarray(p, dtype=np.float64)
-    res = state_given_antigen(_AG_GRID, p)[1] - _AG_GRID
-    idx = np.nonzero(np.sign(res[:-1]) * np.sign(res[1:]) < 0)[0]
-    # Refine every bracketed root at once: vectorised bisection to machine precision.
-    lo, hi = _AG_GRID[idx].copy(), _AG_GRID[idx + 1].copy()
-    f_lo = res[idx]
-    for _ in range(_BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        f_mid = state_given_antigen(mid, p)[1] - mid
-        left = np.sign(f_mid) == np.sign(f_lo)
-        lo = np.where(left, mid, lo)
-        f_lo = np.where(left, f_mid, f_lo)
-        hi = np.where(left, hi, mid)
-    out = []
-    for ag in 0.5 * (lo + hi):
-        y = state_given_antigen(ag, p)[0]
-        eig = np.linalg.eigvals(numerical_jacobian(y, p))
-        lead = float(np.max(eig.real))
-        out.append(SteadyState(y=y, stable=lead < 0.0, leading_eigenvalue=lead))
-    return out
+    return steady_states_batch(np.asarray(p, dtype=np.float64)[None, :])[0]
+
+
+def _diseased(states: list[SteadyState]) -> np.ndarray | None:
+    stable = [s for s in states if s.stable]
+    if len(stable) == 0 or (len(stable) == 1 and stable[0].antigen < 1.5):
+        return None
+    return stable[-1].y.copy()
+
+
+def diseased_states(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Diseased equilibrium of each row: ``y0 (P, n_states)`` (NaN rows where there is none)
+    and ``ok (P,)``."""
+    params = np.atleast_2d(params)
+    y0 = np.full((params.shape[0], m.N_STATES), np.nan)
+    ok = np.zeros(params.shape[0], dtype=bool)
+    for i, states in enumerate(steady_states_batch(params)):
+        y = _diseased(states)
+        if y is not None:
+            y0[i], ok[i] = y, True
+    return y0, ok
 
 
 def diseased_state(p: np.ndarray) -> np.ndarray | None:
     """The diseased (highest-antigen, stable) equilibrium, or ``None`` if the patient has none."""
-    stable = [s for s in steady_states(p) if s.stable]
-    if len(stable) == 0 or (len(stable) == 1 and stable[0].antigen < 1.5):
-        return None
-    return stable[-1].y.copy()
+    return _diseased(steady_states(p))
 
 
 def healthy_state(p: np.ndarray) -> np.ndarray | None:
