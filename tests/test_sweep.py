@@ -119,3 +119,30 @@ def test_random_designs(small_config_path):
     # LHS: one sample in each of the 5 strata of log(amount)
     strata = np.floor((np.log10(ds.amount.values) - 5) / 2 * 5)
     assert sorted(strata) == [0, 1, 2, 3, 4]
+
+
+def test_axis_on_a_steady_state_parameter_recomputes_starting_states(small_config_path):
+    """An axis that moves the untreated equilibrium restarts each run from the new equilibrium;
+    a value with no diseased state gives status 10 (not a crash), with its outcomes masked."""
+    from immunosim.experiments.sweep import NOT_DISEASED
+    from immunosim.model import sle_msc as m
+    from immunosim.model.activity import activity
+    from immunosim.model.steady_states import diseased_state
+
+    text = small_config_path.read_text().replace(
+        '[sweep.axes.count]\ntarget = "msc.count"\nvalues = [1, 2]',
+        '[sweep.axes.act]\ntarget = "parameters.activation_rate"\nvalues = [0.3, 0.005]')
+    small_config_path.write_text(text)
+    ds = sweep(load_config(small_config_path), progress=False)
+    assert (ds.status.sel(act=0.005) == NOT_DISEASED).all()
+    assert np.isnan(ds.time_to_remission.sel(act=0.005)).all()
+    d = ds.sel(act=0.3)
+    assert (d.status == 0).all()
+    for i in range(ds.sizes["patient"]):
+        p = ds.patient_parameters.isel(patient=i).values.copy()
+        p[m.PARAMETERS.index["activation_rate"]] = 0.3
+        y = diseased_state(p)
+        expected = activity(y, p)
+        assert (d.baseline_activity.isel(patient=i) == expected).all()
+        np.testing.assert_allclose(
+            d.traj_activity.isel(patient=i, time=0).sel(scenario="untreated"), expected)

@@ -18,7 +18,7 @@ from ..engines.ode.status import MESSAGES
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
-from ..model.interventions import HSCT, MSCInfusion, apply_parameters, schedule
+from ..model.interventions import MSCInfusion, apply_parameters, schedule
 from ..model.steady_states import diseased_states
 
 
@@ -100,9 +100,14 @@ def run_batch(
     return sol, treated
 
 
-def _dose_times(interventions: Sequence) -> list[float]:
-    return sorted(float(t) for iv in interventions if isinstance(iv, (MSCInfusion, HSCT))
-                  for t in iv.dose_times())
+def dose_table(intervention_lists: Sequence[Sequence]) -> np.ndarray:
+    """Dosing times (MSC infusions, HSCT) of each list of interventions, sorted and NaN padded,
+    shape ``(len(intervention_lists), max number of doses)`` (at least one column)."""
+    rows = [sorted(float(t) for iv in ivs for t in iv.dose_times()) for ivs in intervention_lists]
+    out = np.full((len(rows), max([len(r) for r in rows] + [1])), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
 
 
 def trajectories_dataset(sol: ODESolution, params: np.ndarray, dims: tuple[str, ...],
@@ -172,12 +177,8 @@ def simulate(
                              solver=solver, threads=threads)
     ds = trajectories_dataset(sol, treated, ("scenario",), (len(scenarios),))
     ds = ds.assign_coords(scenario=("scenario", names))
-    doses = [_dose_times(s.interventions) for s in scenarios]
-    width = max([len(d) for d in doses] + [1])
-    dose_arr = np.full((len(scenarios), width), np.nan)
-    for i, d in enumerate(doses):
-        dose_arr[i, : len(d)] = d
-    ds["dose_time"] = (("scenario", "dose"), dose_arr, {"units": "d", "long_name": "Dosing time"})
+    ds["dose_time"] = (("scenario", "dose"), dose_table([s.interventions for s in scenarios]),
+                       {"units": "d", "long_name": "Dosing time"})
     ds["status"] = ("scenario", sol.status, status_attrs())
     ds["nfev"] = ("scenario", sol.nfev, {"long_name": "RHS evaluations"})
     ds["nsteps"] = ("scenario", sol.naccept, {"long_name": "Accepted steps"})

@@ -32,7 +32,7 @@ from .cohort import Cohort, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
 from .outcomes import OUTCOME_ATTRS, activity_at, classify
-from .simulate import initial_states, run_batch, status_attrs
+from .simulate import dose_table, initial_states, run_batch, status_attrs
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -140,13 +140,13 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None) -> l
     changed = np.any(params[:, key_cols] != p.cohort.params[owner][:, key_cols], axis=1)
     ok = np.ones(len(owner), dtype=bool)
     if changed.any():
-        cache: dict[bytes, tuple] = {}
-        for r in np.nonzero(changed)[0]:
-            k = params[r, key_cols].tobytes()
-            if k not in cache:
-                y, good = initial_states(params[r:r + 1])
-                cache[k] = (y[0], bool(good[0]))
-            y0[r], ok[r] = cache[k]
+        # The untreated patient of each changed run, solved once per distinct vector.
+        rows = np.nonzero(changed)[0]
+        untreated = p.cohort.params[np.asarray(owner)[rows]]
+        untreated[:, key_cols] = params[rows][:, key_cols]
+        uniq, inverse = np.unique(untreated, axis=0, return_inverse=True)
+        y_u, ok_u = initial_states(uniq)
+        y0[rows], ok[rows] = y_u[inverse.ravel()], ok_u[inverse.ravel()]
     # Rows without a diseased state still run (from the cohort's state); their results are masked.
     y0[~ok] = p.cohort.y0[np.asarray(owner)[~ok]]
     sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
@@ -234,16 +234,9 @@ def config_digest(cfg: Config) -> str:
 def _dose_times(p: Plan) -> np.ndarray:
     """Dosing times (MSC infusions, HSCT) per scenario and design point, NaN padded."""
     base = p.cohort.params[0]
-    rows = []
-    for sc in p.scenarios:
-        for pt in range(p.design.n_points):
-            ivs, _ = apply_point(p.design, pt, sc, base)
-            rows.append(sorted(float(t) for iv in ivs for t in iv.dose_times()))
-    width = max([len(r) for r in rows] + [1])
-    out = np.full((len(rows), width), np.nan)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out.reshape((len(p.scenarios),) + p.design.shape + (width,))
+    table = dose_table([apply_point(p.design, pt, sc, base)[0] for sc in p.scenarios
+                        for pt in range(p.design.n_points)])
+    return table.reshape((len(p.scenarios),) + p.design.shape + (table.shape[1],))
 
 
 def _static(p: Plan) -> dict:

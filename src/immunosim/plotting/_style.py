@@ -131,12 +131,6 @@ def day_ticks(horizon: float) -> np.ndarray:
     return np.arange(0.0, horizon + 1e-9, step)
 
 
-def legend_outside(fig: Figure, handles, labels, title: str | None = None) -> None:
-    """One figure legend to the right of all axes (never covers data)."""
-    fig.legend(handles, labels, title=title, loc="outside right center", fontsize=FONT_SIZE,
-               title_fontsize=FONT_SIZE, frameon=False)
-
-
 def suptitle(fig: Figure, text: str) -> None:
     """Figure title, each line wrapped to the figure's width (long notes are never clipped)."""
     fig.suptitle(wrap(text, fig.get_figwidth(), FONT_SIZE + 1), fontsize=FONT_SIZE + 1)
