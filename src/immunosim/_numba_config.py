@@ -18,6 +18,15 @@ import numba
 #: Flags for serial kernels (RHS, one RK step, one trajectory).
 JIT_FLAGS: dict = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
+#: Flags for model right-hand sides written in the strided layout (``rhs_at``): inlined at Numba-IR
+#: level into each caller, so that a loop over SIMD lanes around them can be vectorised.
+JIT_INLINE_FLAGS: dict = {**JIT_FLAGS, "inline": "always"}
+
+#: Flags for the lane loops around inlined right-hand sides (``_rhs.rhs_lanes``). They allocate
+#: nothing, and without Numba's reference counting (``_nrt=False``) the calls that inlining leaves
+#: in the loop body (array increfs) are gone, so LLVM can vectorise it across lanes.
+JIT_NO_NRT_FLAGS: dict = {**JIT_FLAGS, "_nrt": False}
+
 #: Flags for the batch drivers that run ``prange`` over trajectories.
 JIT_PARALLEL_FLAGS: dict = {**JIT_FLAGS, "parallel": True}
 
@@ -29,6 +38,7 @@ KERNEL_SOURCES = (
     "model/sle_msc.py",
     "model/interventions.py",
     "engines/ode/_kernels.py",
+    "engines/ode/_lanes.py",
     "engines/ode/_rhs.py",
     "engines/ode/problems.py",
     "engines/ode/status.py",
@@ -75,6 +85,8 @@ invalidate_stale_caches()
 
 JIT = numba.njit(**JIT_FLAGS)
 JIT_PARALLEL = numba.njit(**JIT_PARALLEL_FLAGS)
+JIT_INLINE = numba.njit(**JIT_INLINE_FLAGS)
+JIT_NO_NRT = numba.njit(**JIT_NO_NRT_FLAGS)
 
 
 def set_num_threads(n: int | None) -> int:
@@ -92,5 +104,5 @@ def set_num_threads(n: int | None) -> int:
     return numba.get_num_threads()
 
 
-__all__ = ["JIT", "JIT_PARALLEL", "JIT_FLAGS", "JIT_PARALLEL_FLAGS", "invalidate_stale_caches",
-           "set_num_threads"]
+__all__ = ["JIT", "JIT_INLINE", "JIT_NO_NRT", "JIT_PARALLEL", "JIT_FLAGS", "JIT_INLINE_FLAGS",
+           "JIT_NO_NRT_FLAGS", "JIT_PARALLEL_FLAGS", "invalidate_stale_caches", "set_num_threads"]

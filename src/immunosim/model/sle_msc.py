@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .._numba_config import JIT
+from .._numba_config import JIT, JIT_INLINE
 from ._parameters import Parameter, ParameterTable, State
 
 NAME = "sle_msc"
@@ -218,81 +218,88 @@ PARAMETER_NAMES = PARAMETERS.names
 N_PARAMS = len(PARAMETERS)
 
 
-@JIT
-def rhs(t, y, p, dydt):
-    """Right-hand side of ``sle_msc`` (autonomous; ``t`` is unused but kept for the ODE contract).
+@JIT_INLINE
+def rhs_at(t, y, p, dydt, l, s):
+    """Right-hand side of ``sle_msc`` for one trajectory in a strided layout (inlined into kernels).
+
+    Element ``i`` of the trajectory in ``lane`` sits at ``i * s + l``: ``s = 1, l = 0`` for one
+    trajectory (:func:`rhs`), ``s = LANES`` for the SIMD-lane layout of the batched engine, where
+    a loop over ``l`` vectorises this body across trajectories. The model is autonomous (``t`` is
+    unused but kept for the ODE contract).
 
     Parameters
     ----------
     t : float
         Time (d).
-    y : ndarray, shape (13,)
-        State, ordered as :data:`STATE_NAMES`.
-    p : ndarray, shape (n_params,)
+    y : ndarray, shape (13 * s,)
+        States, ordered as :data:`STATE_NAMES`.
+    p : ndarray, shape (n_params * s,)
         Parameters, ordered as :data:`PARAMETER_NAMES`.
-    dydt : ndarray, shape (13,)
+    dydt : ndarray, shape (13 * s,)
         Output: time derivative (state unit per day).
+    l, s : int
+        Lane and stride.
     """
     # Parameter unpacking in table order (tests check the order against PARAMETER_NAMES).
-    k_msc = LN2 / p[0]
-    msc_ec50 = p[1]
+    k_msc = LN2 / p[0 * s + l]
+    msc_ec50 = p[1 * s + l]
     # p[2], p[3]: cell-source potencies act on the dose, not here.
-    k_ind = p[4]
-    k_reg = LN2 / p[5]
-    th_prolif = p[6]
-    th_act = p[7]
-    th_diff = p[8]
-    th_sec = p[9]
-    th_tfh = p[10]
-    th_rep = p[11]
-    d_t = p[12]
-    a_t = p[13]
-    k_help = p[14]
-    d_n = p[15]
-    k_act = p[16]
-    k_ag = p[17]
-    h_ag = p[18]
-    p_g = p[19]
-    d_g = p[20]
-    k_gp = p[21]
-    k_gm = p[22]
-    g_cap = p[23]
-    d_mem = p[24]
-    k_re = p[25]
-    d_pb = 1.0 / p[26]
-    phi = p[27]
-    d_pl = LN2 / p[28]
-    l_cap = p[29]
-    q_pb = p[30]
-    q_pl = p[31]
-    d_a = LN2 / p[32]
-    k_f = p[33]
-    d_ag = p[34]
-    a_d = p[35]
-    sigma = p[36]
-    d_ic = p[37]
-    eps = p[38]
-    c3_0 = p[39]
-    k_c3 = p[40]
-    k_cons = p[41]
-    k_d = p[42]
-    ic_50 = p[43]
-    r_d = p[44]
-    u = p[45]
+    k_ind = p[4 * s + l]
+    k_reg = LN2 / p[5 * s + l]
+    th_prolif = p[6 * s + l]
+    th_act = p[7 * s + l]
+    th_diff = p[8 * s + l]
+    th_sec = p[9 * s + l]
+    th_tfh = p[10 * s + l]
+    th_rep = p[11 * s + l]
+    d_t = p[12 * s + l]
+    a_t = p[13 * s + l]
+    k_help = p[14 * s + l]
+    d_n = p[15 * s + l]
+    k_act = p[16 * s + l]
+    k_ag = p[17 * s + l]
+    h_ag = p[18 * s + l]
+    p_g = p[19 * s + l]
+    d_g = p[20 * s + l]
+    k_gp = p[21 * s + l]
+    k_gm = p[22 * s + l]
+    g_cap = p[23 * s + l]
+    d_mem = p[24 * s + l]
+    k_re = p[25 * s + l]
+    d_pb = 1.0 / p[26 * s + l]
+    phi = p[27 * s + l]
+    d_pl = LN2 / p[28 * s + l]
+    l_cap = p[29 * s + l]
+    q_pb = p[30 * s + l]
+    q_pl = p[31 * s + l]
+    d_a = LN2 / p[32 * s + l]
+    k_f = p[33 * s + l]
+    d_ag = p[34 * s + l]
+    a_d = p[35 * s + l]
+    sigma = p[36 * s + l]
+    d_ic = p[37 * s + l]
+    eps = p[38 * s + l]
+    c3_0 = p[39 * s + l]
+    k_c3 = p[40 * s + l]
+    k_cons = p[41 * s + l]
+    k_d = p[42 * s + l]
+    ic_50 = p[43 * s + l]
+    r_d = p[44 * s + l]
+    u = p[45 * s + l]
 
-    msc = y[0]
-    reg = y[1]
-    tfh = y[2]
-    bn = y[3]
-    bg = y[4]
-    bm = y[5]
-    pb = y[6]
-    pl = y[7]
-    ab = y[8]
-    ag = y[9]
-    ic = y[10]
-    c3 = y[11]
-    dmg = y[12]
+    msc = y[0 * s + l]
+    reg = y[1 * s + l]
+    tfh = y[2 * s + l]
+    bn = y[3 * s + l]
+    bg = y[4 * s + l]
+    bm = y[5 * s + l]
+    pb = y[6 * s + l]
+    pl = y[7 * s + l]
+    ab = y[8 * s + l]
+    ag = y[9 * s + l]
+    ic = y[10 * s + l]
+    c3 = y[11 * s + l]
+    dmg = y[12 * s + l]
 
     # MSC-derived suppressive signal: direct (short-lived) + induced regulatory state.
     e_msc = msc / (msc + msc_ec50) if msc > 0.0 else 0.0
@@ -303,8 +310,9 @@ def rhs(t, y, p, dydt):
     f_sec = 1.0 / (1.0 + th_sec * z)
     f_tfh = 1.0 / (1.0 + th_tfh * z)
 
-    agp = max(ag, 0.0) ** h_ag
-    stim = agp / (agp + k_ag**h_ag)
+    # Hill stimulation (ag/K)^h / (1 + (ag/K)^h): one power per call.
+    agp = (max(ag, 0.0) / k_ag) ** h_ag
+    stim = agp / (agp + 1.0)
     tp = max(tfh, 0.0)
     help_ = tp / (tp + k_help)
     drug = 1.0 - u
@@ -319,20 +327,38 @@ def rhs(t, y, p, dydt):
     icp = max(ic, 0.0)
     injury = icp * icp / (icp * icp + ic_50 * ic_50)
 
-    dydt[0] = -k_msc * msc
-    dydt[1] = k_ind * e_msc - k_reg * reg
-    dydt[2] = d_t * (1.0 + a_t * stim) * f_tfh - d_t * tfh
-    dydt[3] = d_n - d_n * bn - act * bn
-    dydt[4] = act * bn + react * bm + (prolif - d_g - k_gp - k_gm) * bg
-    dydt[5] = k_gm * bg - d_mem * bm - react * bm
-    dydt[6] = (1.0 - phi) * diff - d_pb * pb
-    dydt[7] = phi * diff * (1.0 - pl / l_cap) - d_pl * pl
-    dydt[8] = q_pb * pb * f_sec + q_pl * pl - d_a * ab - form
-    dydt[9] = d_ag * (1.0 + a_d * dmg) - d_ag * ag - sigma * form
-    dydt[10] = form - d_ic * (eps + (1.0 - eps) * c3_frac) * ic
-    dydt[11] = k_c3 * (c3_0 - c3) - k_cons * ic * c3
-    dydt[12] = k_d * injury * (1.0 - dmg) - r_d * (1.0 + th_rep * z) * dmg
+    dydt[0 * s + l] = -k_msc * msc
+    dydt[1 * s + l] = k_ind * e_msc - k_reg * reg
+    dydt[2 * s + l] = d_t * (1.0 + a_t * stim) * f_tfh - d_t * tfh
+    dydt[3 * s + l] = d_n - d_n * bn - act * bn
+    dydt[4 * s + l] = act * bn + react * bm + (prolif - d_g - k_gp - k_gm) * bg
+    dydt[5 * s + l] = k_gm * bg - d_mem * bm - react * bm
+    dydt[6 * s + l] = (1.0 - phi) * diff - d_pb * pb
+    dydt[7 * s + l] = phi * diff * (1.0 - pl / l_cap) - d_pl * pl
+    dydt[8 * s + l] = q_pb * pb * f_sec + q_pl * pl - d_a * ab - form
+    dydt[9 * s + l] = d_ag * (1.0 + a_d * dmg) - d_ag * ag - sigma * form
+    dydt[10 * s + l] = form - d_ic * (eps + (1.0 - eps) * c3_frac) * ic
+    dydt[11 * s + l] = k_c3 * (c3_0 - c3) - k_cons * ic * c3
+    dydt[12 * s + l] = k_d * injury * (1.0 - dmg) - r_d * (1.0 + th_rep * z) * dmg
     return 0
+
+
+@JIT
+def rhs(t, y, p, dydt):
+    """Right-hand side of ``sle_msc``: ``dydt = f(t, y; p)`` for one trajectory.
+
+    Parameters
+    ----------
+    t : float
+        Time (d).
+    y : ndarray, shape (13,)
+        State, ordered as :data:`STATE_NAMES`.
+    p : ndarray, shape (n_params,)
+        Parameters, ordered as :data:`PARAMETER_NAMES`.
+    dydt : ndarray, shape (13,)
+        Output: time derivative (state unit per day).
+    """
+    return rhs_at(t, y, p, dydt, 0, 1)
 
 
 def rhs_py(t: float, y: np.ndarray, p: np.ndarray) -> np.ndarray:

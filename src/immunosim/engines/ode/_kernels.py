@@ -120,20 +120,17 @@ def _dense_coefficients(h, K, P, Q):
 
 @JIT
 def _explicit_dense(y, Q, x, nonneg, out):
-    """Dense output ``y(t + x h) = y + sum_m Q[m] x^(m+1)`` (scipy's ``RkDenseOutput``), written
-    into ``out`` with non-negative states clipped; a plain loop over states (vectorises)."""
+    """Dense output ``y(t + x h) = y + sum_m Q[m] x^(m+1)`` (scipy's ``RkDenseOutput``) by Horner's
+    rule, written into ``out`` with non-negative states clipped. ``_lanes`` evaluates the same
+    expression in the same order, lane by lane."""
     n = y.size
     k = Q.shape[0]
     for i in range(n):
-        out[i] = y[i]
-    xp = 1.0
-    for m in range(k):
-        xp *= x
-        for i in range(n):
-            out[i] += Q[m, i] * xp
-    for i in range(n):
-        if nonneg[i]:
-            out[i] = max(out[i], 0.0)
+        acc = Q[k - 1, i]
+        for m in range(k - 2, -1, -1):
+            acc = Q[m, i] + x * acc
+        v = y[i] + x * acc
+        out[i] = max(v, 0.0) if nonneg[i] else v
 
 
 @JIT
