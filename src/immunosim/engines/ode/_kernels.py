@@ -130,7 +130,7 @@ def _explicit_dense(y, Q, x, nonneg, out):
         for m in range(k - 2, -1, -1):
             acc = Q[m, i] + x * acc
         v = y[i] + x * acc
-        out[i] = max(v, 0.0) if nonneg[i] else v
+        out[i] = 0.0 if (nonneg[i] and v < 0.0) else v
 
 
 @JIT

@@ -73,6 +73,7 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
     n_save = t_eval.size
     t_end = t_eval[n_save - 1]
     nL = n * L
+    flat = out.reshape(out.size)  # out[j, i, k] is flat[(j * n_save + i) * n + k]
     y = np.empty(nL)
     y_new = np.empty(nL)
     y_tmp = np.empty(nL)
@@ -85,14 +86,19 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
     nm = P.shape[1]
     Q = np.empty((nm, nL))  # dense-output polynomial, lane layout
     hx = np.empty(nL)  # h of each element's lane
-    Ql = np.empty((nm, n))  # one lane's dense-output polynomial
-    accl = np.empty(n)
+    n_pad = (n + 7) // 8 * 8
+    Ql = np.zeros((nm, n_pad))  # one lane's dense-output polynomial, zero-padded
+    accl = np.zeros(n_pad)
     atolx = np.empty(nL)
+    low = np.zeros(n_pad)  # 0 for non-negative states, -inf otherwise (a branch-free clip)
+    for k in range(n):
+        low[k] = 0.0 if nonneg[k] else -np.inf
     for k in range(n):
         for l in range(L):
             atolx[k * L + l] = atol[k]
     # One-lane scratch in the plain layout, for Hermite interpolation.
-    yl = np.empty(n)
+    yl = np.zeros((n + 7) // 8 * 8)
+    y0l = np.empty(n)
     f0l = np.empty(n)
     ynl = np.empty(n)
     f1l = np.empty(n)
@@ -392,18 +398,26 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                 for m in range(nm):
                     for k in range(n):
                         Ql[m, k] = Q[m, k * L + l]
-                while i_save[l] < n_save and t_eval[i_save[l]] < t_new[l]:
-                    i = i_save[l]
-                    x = (t_eval[i] - t[l]) / h[l]
-                    for k in range(n):
+                i = i_save[l]
+                tl = t[l]
+                hh = h[l]
+                tn = t_new[l]
+                while i < n_save and t_eval[i] < tn:
+                    x = (t_eval[i] - tl) / hh
+                    # Padded to whole SIMD vectors (the padding is zero and never stored).
+                    for k in range(n_pad):
                         accl[k] = Ql[nm - 1, k]
                     for m in range(nm - 2, -1, -1):
-                        for k in range(n):
+                        for k in range(n_pad):
                             accl[k] = Ql[m, k] + x * accl[k]
-                    for k in range(n):
+                    for k in range(n_pad):
                         v = yl[k] + x * accl[k]
-                        out[j, i, k] = max(v, 0.0) if nonneg[k] else v
-                    i_save[l] = i + 1
+                        accl[k] = low[k] if v < low[k] else v
+                    base = (j * n_save + i) * n
+                    for k in range(n):
+                        flat[base + k] = accl[k]
+                    i += 1
+                i_save[l] = i
         # Saves after a projected step: cubic Hermite (rare; one lane at a time).
         if any_clip:
             for l in range(L):
@@ -411,14 +425,14 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                     continue
                 j = traj[l]
                 for k in range(n):
-                    yl[k] = y[k * L + l]
+                    y0l[k] = y[k * L + l]
                     f0l[k] = f0[k * L + l]
                     ynl[k] = y_new[k * L + l]
                     f1l[k] = f1[k * L + l]
                 while i_save[l] < n_save and t_eval[i_save[l]] < t_new[l]:
                     i = i_save[l]
                     x = (t_eval[i] - t[l]) / h[l]
-                    _hermite(yl, f0l, ynl, f1l, h[l], x, hl)
+                    _hermite(y0l, f0l, ynl, f1l, h[l], x, hl)
                     for k in range(n):
                         v = hl[k]
                         out[j, i, k] = 0.0 if (nonneg[k] and v < 0.0) else v
