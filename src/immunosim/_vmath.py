@@ -168,7 +168,7 @@ def log_pos(x):
     t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
     r = t2 + t1
     dk = float(k)
-    res = s * (hfsq + r) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+    res = dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
     # Special values, as selects (no early return, so that inlined calls vectorise).
     res = -_INF if x == 0.0 else res
     res = _NAN if x < 0.0 else res
