@@ -260,7 +260,7 @@ def run(tier: str) -> dict:
     # 1. Compile: the very first solve() in the process, before anything else has called the
     # model's RHS (diseased_state does), on a one-day problem with the benchmark's types.
     t = time.perf_counter()
-    first = solve(np.ones(sle_msc.N_STATES), sle_msc.PARAMETERS.defaults(), t_eval[:2],
+    first = solve(np.ones((LANES, sle_msc.N_STATES)), sle_msc.PARAMETERS.defaults(), t_eval[:2],
                   events=dose_events(LANES, True), rtol=RTOL, atol=ATOL, threads=1)
     compile_s = time.perf_counter() - t
     check(first, "engine first call")

@@ -35,6 +35,7 @@ JIT_PARALLEL_FLAGS: dict = {**JIT_FLAGS, "parallel": True}
 #: model after ``sle_msc.py`` is edited. :func:`invalidate_stale_caches` guards against that.
 KERNEL_SOURCES = (
     "_numba_config.py",
+    "_vmath.py",
     "model/sle_msc.py",
     "model/interventions.py",
     "engines/ode/_kernels.py",
