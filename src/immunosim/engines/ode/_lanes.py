@@ -24,6 +24,12 @@ from ._kernels import EPS, MAX_FACTOR, MIN_FACTOR, SAFETY, _apply_event, _hermit
 from ._rhs import LANES, rhs_lanes
 from .status import MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS
 
+#: Largest number of states and of dense-output coefficients (rows of ``P^T``) the lane driver
+#: takes: saves are evaluated in straight loops of these fixed lengths. Larger problems run on
+#: the one-trajectory driver (same results).
+NPAD = 16
+NM = 4
+
 IDLE = 0  # no trajectory left for this lane
 SETUP = 1  # at a segment boundary: apply events, save, start the next segment
 STEP = 2  # inside a segment
@@ -86,18 +92,17 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
     nm = P.shape[1]
     Q = np.empty((nm, nL))  # dense-output polynomial, lane layout
     hx = np.empty(nL)  # h of each element's lane
-    n_pad = (n + 7) // 8 * 8
-    Ql = np.zeros((nm, n_pad))  # one lane's dense-output polynomial, zero-padded
-    accl = np.zeros(n_pad)
+    Ql = np.zeros((NM, NPAD))  # one lane's dense-output polynomial, zero-padded
+    accl = np.zeros(NPAD)
     atolx = np.empty(nL)
-    low = np.zeros(n_pad)  # 0 for non-negative states, -inf otherwise (a branch-free clip)
+    low = np.zeros(NPAD)  # 0 for non-negative states, -inf otherwise (a branch-free clip)
     for k in range(n):
         low[k] = 0.0 if nonneg[k] else -np.inf
     for k in range(n):
         for l in range(L):
             atolx[k * L + l] = atol[k]
     # One-lane scratch in the plain layout, for Hermite interpolation.
-    yl = np.zeros((n + 7) // 8 * 8)
+    yl = np.zeros(NPAD)
     y0l = np.empty(n)
     f0l = np.empty(n)
     ynl = np.empty(n)
@@ -404,14 +409,14 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                 tn = t_new[l]
                 while i < n_save and t_eval[i] < tn:
                     x = (t_eval[i] - tl) / hh
-                    # Padded to whole SIMD vectors (the padding is zero and never stored).
-                    for k in range(n_pad):
-                        accl[k] = Ql[nm - 1, k]
-                    for m in range(nm - 2, -1, -1):
-                        for k in range(n_pad):
-                            accl[k] = Ql[m, k] + x * accl[k]
-                    for k in range(n_pad):
-                        v = yl[k] + x * accl[k]
+                    # One straight loop of NPAD (whole SIMD vectors, accumulator in registers);
+                    # rows of Ql beyond the tableau's are zero, so the Horner sum is unchanged.
+                    for k in range(NPAD):
+                        acc = Ql[3, k]
+                        acc = Ql[2, k] + x * acc
+                        acc = Ql[1, k] + x * acc
+                        acc = Ql[0, k] + x * acc
+                        v = yl[k] + x * acc
                         accl[k] = low[k] if v < low[k] else v
                     base = (j * n_save + i) * n
                     for k in range(n):

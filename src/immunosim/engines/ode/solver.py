@@ -163,8 +163,8 @@ def solve(
         Run explicit methods on the SIMD-lane driver (``_lanes``, ``LANES`` trajectories side by
         side) rather than one trajectory at a time. The results are bitwise identical; only the
         speed differs. Default: lanes for explicit methods when there are at least ``LANES``
-        trajectories (fewer would leave most lanes idle). Rosenbrock methods always run one
-        trajectory at a time.
+        trajectories (fewer would leave most lanes idle). Rosenbrock methods, and problems with
+        more than ``_lanes.NPAD`` states, always run one trajectory at a time.
 
     Returns
     -------
@@ -216,7 +216,8 @@ def solve(
     out = np.empty((n_traj, t_eval.size, n))
     stats = np.zeros((n_traj, 3), dtype=np.int64)
     status = np.zeros(n_traj, dtype=np.int64)
-    use_lanes = tab.kind == EXPLICIT and (n_traj >= LANES if lanes is None else bool(lanes))
+    use_lanes = (tab.kind == EXPLICIT and n <= _lanes.NPAD and P_dense.shape[1] <= _lanes.NM
+                 and (n_traj >= LANES if lanes is None else bool(lanes)))
     previous = set_num_threads(None)
     set_num_threads(threads)
     try:
