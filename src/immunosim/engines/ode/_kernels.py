@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from ..._numba_config import JIT, JIT_PARALLEL
+from ..._vmath import pow_pos
 from ...model.interventions import OP_ADD, OP_SCALE  # y += v, y *= v; anything else: y = v
 from ._rhs import rhs_dispatch
 from .status import MAX_STEPS, NONFINITE, SINGULAR, STEP_UNDERFLOW, SUCCESS
@@ -109,13 +110,20 @@ def _dense_coefficients(h, K, P, Q):
     """``Q = h P^T K`` (k, n): the step's dense-output polynomial, computed once per step."""
     n = K.shape[1]
     for m in range(P.shape[1]):
-        for i in range(n):
-            Q[m, i] = 0.0
+        first = True
         for j in range(P.shape[0]):
-            c = h * P[j, m]
-            if c != 0.0:
-                for i in range(n):
-                    Q[m, i] += c * K[j, i]
+            if P[j, m] != 0.0:
+                c = h * P[j, m]
+                if first:
+                    for i in range(n):
+                        Q[m, i] = c * K[j, i]
+                    first = False
+                else:
+                    for i in range(n):
+                        Q[m, i] += c * K[j, i]
+        if first:
+            for i in range(n):
+                Q[m, i] = 0.0
 
 
 @JIT
@@ -374,7 +382,7 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
                 continue
             if en > 1.0:
                 nreject += 1
-                h *= max(MIN_FACTOR, SAFETY * en ** (-err_exp))
+                h *= max(MIN_FACTOR, SAFETY * pow_pos(en, -err_exp))
                 continue
             # Accepted. Non-negativity by projection (re-evaluate f if anything was clipped).
             clipped = False
@@ -409,7 +417,7 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
             for k in range(n):
                 y[k] = y_new[k]
                 f0[k] = f1[k]
-            fac = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, SAFETY * en ** (-err_exp))
+            fac = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, SAFETY * pow_pos(en, -err_exp))
             if not last:
                 h *= fac
             else:

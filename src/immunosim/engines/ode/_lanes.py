@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from ..._numba_config import JIT, JIT_PARALLEL
+from ..._vmath import pow_pos
 from ._kernels import EPS, MAX_FACTOR, MIN_FACTOR, SAFETY, _apply_event, _hermite
 from ._rhs import LANES, rhs_lanes
 from .status import MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS
@@ -117,6 +118,7 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
     seg_end = np.zeros(L)
     en = np.zeros(L)
     t_new = np.zeros(L)
+    pw = np.zeros(L)
     traj = np.full(L, -1, dtype=np.int64)
     mode = np.zeros(L, dtype=np.int64)
     i_save = np.zeros(L, dtype=np.int64)
@@ -319,6 +321,8 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                 en[l] += buf[k * L + l]
         for l in range(L):
             en[l] = math.sqrt(en[l] / n)
+        for l in range(L):  # step-size factor (libm-free power: vectorised)
+            pw[l] = SAFETY * pow_pos(en[l], -err_exp)
 
         # ---- 5. Accept / reject per lane; projection, saves and commit vectorised. ------------
         any_accept = False
@@ -345,7 +349,7 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                 continue
             if e_n > 1.0:
                 counters[2, l] += 1
-                h[l] *= max(MIN_FACTOR, SAFETY * e_n ** (-err_exp))
+                h[l] *= max(MIN_FACTOR, pw[l])
                 continue
             accepted[l] = True
             any_accept = True
@@ -385,14 +389,21 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
         if any_dense:
             for m in range(nm):  # Q = h P^T K (as _kernels._dense_coefficients)
                 Qm = Q[m]
-                for k in range(nL):
-                    Qm[k] = 0.0
+                first = True
                 for jj in range(P.shape[0]):
                     c = P[jj, m]
                     if c != 0.0:
                         Kj = K[jj]
-                        for k in range(nL):
-                            Qm[k] += (hx[k] * c) * Kj[k]
+                        if first:
+                            for k in range(nL):
+                                Qm[k] = (hx[k] * c) * Kj[k]
+                            first = False
+                        else:
+                            for k in range(nL):
+                                Qm[k] += (hx[k] * c) * Kj[k]
+                if first:
+                    for k in range(nL):
+                        Qm[k] = 0.0
             # Each lane's saves in the plain layout (contiguous over states, as the output).
             for l in range(L):
                 if not dense[l]:
@@ -442,19 +453,22 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                         v = hl[k]
                         out[j, i, k] = 0.0 if (nonneg[k] and v < 0.0) else v
                     i_save[l] = i + 1
-        # Commit.
-        for k in range(n):
-            for l in range(L):
-                if accepted[l]:
-                    y[k * L + l] = y_new[k * L + l]
-                    f0[k * L + l] = f1[k * L + l]
+        # Commit: lanes that did not accept keep their state; then one flat copy.
+        for l in range(L):
+            if not accepted[l]:
+                for k in range(n):
+                    y_new[k * L + l] = y[k * L + l]
+                    f1[k * L + l] = f0[k * L + l]
+        for k in range(nL):
+            y[k] = y_new[k]
+            f0[k] = f1[k]
         for l in range(L):
             if not accepted[l]:
                 continue
             counters[1, l] += 1
             t[l] = t_new[l]
             e_n = en[l]
-            fac = MAX_FACTOR if e_n == 0.0 else min(MAX_FACTOR, SAFETY * e_n ** (-err_exp))
+            fac = MAX_FACTOR if e_n == 0.0 else min(MAX_FACTOR, pw[l])
             if not last[l]:
                 h[l] *= fac
             else:
