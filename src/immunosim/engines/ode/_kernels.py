@@ -77,31 +77,53 @@ def _explicit_step(model, t, y, h, p, A, B, C, E, K, y_new, y_tmp, err):
     ``f(t + h, y_new)`` (FSAL). Returns the number of RHS evaluations."""
     s = B.size
     n = y.size
-    # Loops over states innermost, skipping zero coefficients: contiguous and vectorisable.
+    # Loops over states innermost, skipping zero coefficients: contiguous and vectorisable. The
+    # first non-zero term starts each sum (``_lanes`` does exactly the same, lane by lane).
     for i in range(1, s):
-        for k in range(n):
-            y_tmp[k] = y[k]
+        first = True
         for j in range(i):
             a = h * A[i, j]
-            if a != 0.0:
-                for k in range(n):
-                    y_tmp[k] += a * K[j, k]
+            if A[i, j] != 0.0:
+                if first:
+                    for k in range(n):
+                        y_tmp[k] = y[k] + a * K[j, k]
+                    first = False
+                else:
+                    for k in range(n):
+                        y_tmp[k] += a * K[j, k]
+        if first:
+            for k in range(n):
+                y_tmp[k] = y[k]
         rhs_dispatch(model, t + C[i] * h, y_tmp, p, K[i])
-    for k in range(n):
-        y_new[k] = y[k]
+    first = True
     for j in range(s):
         b = h * B[j]
-        if b != 0.0:
-            for k in range(n):
-                y_new[k] += b * K[j, k]
+        if B[j] != 0.0:
+            if first:
+                for k in range(n):
+                    y_new[k] = y[k] + b * K[j, k]
+                first = False
+            else:
+                for k in range(n):
+                    y_new[k] += b * K[j, k]
+    if first:
+        for k in range(n):
+            y_new[k] = y[k]
     rhs_dispatch(model, t + h, y_new, p, K[s])
-    for k in range(n):
-        err[k] = 0.0
+    first = True
     for j in range(s + 1):
         e = h * E[j]
-        if e != 0.0:
-            for k in range(n):
-                err[k] += e * K[j, k]
+        if E[j] != 0.0:
+            if first:
+                for k in range(n):
+                    err[k] = e * K[j, k]
+                first = False
+            else:
+                for k in range(n):
+                    err[k] += e * K[j, k]
+    if first:
+        for k in range(n):
+            err[k] = 0.0
     return s
 
 

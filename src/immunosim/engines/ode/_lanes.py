@@ -279,37 +279,59 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
                 hx[k * L + l] = h[l]
         for k in range(nL):
             K[0, k] = f0[k]
+        # Stage sums: the first non-zero term starts the sum (no separate copy pass).
         for i in range(1, s):
-            for k in range(nL):
-                y_tmp[k] = y[k]
+            first = True
             for jj in range(i):
                 a = A[i, jj]
                 if a != 0.0:
                     Kj = K[jj]
-                    for k in range(nL):
-                        y_tmp[k] += (hx[k] * a) * Kj[k]
+                    if first:
+                        for k in range(nL):
+                            y_tmp[k] = y[k] + (hx[k] * a) * Kj[k]
+                        first = False
+                    else:
+                        for k in range(nL):
+                            y_tmp[k] += (hx[k] * a) * Kj[k]
+            if first:
+                for k in range(nL):
+                    y_tmp[k] = y[k]
             for l in range(L):
                 tt[l] = t[l] + C[i] * h[l]
             rhs_lanes(model, tt, y_tmp, pl, K[i])
-        for k in range(nL):
-            y_new[k] = y[k]
+        first = True
         for jj in range(s):
             b = B[jj]
             if b != 0.0:
                 Kj = K[jj]
-                for k in range(nL):
-                    y_new[k] += (hx[k] * b) * Kj[k]
+                if first:
+                    for k in range(nL):
+                        y_new[k] = y[k] + (hx[k] * b) * Kj[k]
+                    first = False
+                else:
+                    for k in range(nL):
+                        y_new[k] += (hx[k] * b) * Kj[k]
+        if first:
+            for k in range(nL):
+                y_new[k] = y[k]
         for l in range(L):
             tt[l] = t[l] + h[l]
         rhs_lanes(model, tt, y_new, pl, K[s])
-        for k in range(nL):
-            err[k] = 0.0
+        first = True
         for jj in range(s + 1):
             e = E[jj]
             if e != 0.0:
                 Kj = K[jj]
-                for k in range(nL):
-                    err[k] += (hx[k] * e) * Kj[k]
+                if first:
+                    for k in range(nL):
+                        err[k] = (hx[k] * e) * Kj[k]
+                    first = False
+                else:
+                    for k in range(nL):
+                        err[k] += (hx[k] * e) * Kj[k]
+        if first:
+            for k in range(nL):
+                err[k] = 0.0
         # RMS error norm per lane (as _kernels._rms_norm, states in the same order).
         for k in range(nL):
             sc = atolx[k] + rtol * max(abs(y[k]), abs(y_new[k]))
