@@ -74,8 +74,8 @@ DOSE = 1.0  # 1e6 cells/kg on state 0 (MSC)
 SEED = 20240611
 TIERS = {
     #        engine batch, LSODA subset, Radau references, repeats
-    "quick": {"P": 200, "n_lsoda": 10, "n_ref": 3, "repeats": 3},
-    "full": {"P": 2000, "n_lsoda": 30, "n_ref": 10, "repeats": 5},
+    "quick": {"P": 200, "n_lsoda": 10, "n_ref": 3, "repeats": 10},
+    "full": {"P": 2000, "n_lsoda": 30, "n_ref": 10, "repeats": 10},
 }
 
 
