@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.integrate._ivp import rk as scipy_rk
 
-from immunosim.engines.ode.tableaus import BS3, DOPRI5, RODAS3, RODAS4
+from immunosim.engines.ode.tableaus import BS3, DOPRI5, METHODS, RODAS3, RODAS4
 
 
 @pytest.mark.parametrize("tab", [DOPRI5, BS3])
@@ -43,3 +43,16 @@ def test_rosenbrock_structure(tab):
     np.testing.assert_allclose(tab.M[:-1], tab.A[-1, :-1], rtol=1e-15)
     assert tab.M[-1] == 1.0
     assert tab.E[-1] == 1.0 and np.all(tab.E[:-1] == 0)
+
+
+@pytest.mark.parametrize("name", ["dopri5", "bs3"])
+def test_dense_basis_reproduces_P(name):
+    """The kernels' dense output, Hermite data plus one stage combination, is the tableau's."""
+    tab = METHODS[name]
+    W, d = tab.dense_basis
+    s = tab.B.size
+    basis = np.column_stack([np.append(tab.B, 0.0), np.eye(s + 1)[0], np.eye(s + 1)[s], d])
+    np.testing.assert_allclose(basis @ W.T, tab.P, atol=1e-13)
+    assert W.shape == (tab.P.shape[1], 4)
+    if name == "bs3":
+        assert not d.any()  # cubic Hermite

@@ -128,24 +128,35 @@ def _explicit_step(model, t, y, h, p, A, B, C, E, K, y_new, y_tmp, err):
 
 
 @JIT
-def _dense_coefficients(h, K, P, Q):
-    """``Q = h P^T K`` (k, n): the step's dense-output polynomial, computed once per step."""
-    n = K.shape[1]
-    for m in range(P.shape[1]):
-        first = True
-        for j in range(P.shape[0]):
-            if P[j, m] != 0.0:
-                c = h * P[j, m]
-                if first:
-                    for i in range(n):
-                        Q[m, i] = c * K[j, i]
-                    first = False
-                else:
-                    for i in range(n):
-                        Q[m, i] += c * K[j, i]
-        if first:
-            for i in range(n):
-                Q[m, i] = 0.0
+def _dense_coefficients(h, y, y_new, K, W, D, wd, Q):
+    """The step's dense-output polynomial ``Q (nm, n)`` from Hermite data plus one stage
+    combination (``tableaus.ExplicitTableau.dense_basis``):
+    ``Q_m = W[m] . (y_new - y, h f_0, h f_1, h D.K)``. ``wd (n,)`` is scratch. ``_lanes``
+    computes the same expressions in the same order."""
+    n = y.size
+    s1 = K.shape[0] - 1
+    first = True
+    for j in range(D.size):
+        if D[j] != 0.0:
+            c = h * D[j]
+            if first:
+                for k in range(n):
+                    wd[k] = c * K[j, k]
+                first = False
+            else:
+                for k in range(n):
+                    wd[k] += c * K[j, k]
+    if first:
+        for k in range(n):
+            wd[k] = 0.0
+    for m in range(W.shape[0]):
+        w0 = W[m, 0]
+        w1 = W[m, 1]
+        w2 = W[m, 2]
+        w3 = W[m, 3]
+        for k in range(n):
+            Q[m, k] = ((w0 * (y_new[k] - y[k]) + w1 * (h * K[0, k])) + w2 * (h * K[s1, k])
+                       + w3 * wd[k])
 
 
 @JIT
@@ -297,7 +308,7 @@ def _apply_event(y, state, op, value):
 
 
 @JIT
-def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
+def integrate_one(model, kind, A, B, C, E, W, D, CR, gamma, new_f, order, err_exp,
                   y0, p, t0, t_eval, ev_time, ev_state, ev_op, ev_value, n_ev,
                   rtol, atol, h_max, max_steps, nonneg, out, stats):
     """Integrate one trajectory from ``t0`` to ``t_eval[-1]`` with dosing events.
@@ -308,9 +319,10 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
         Model id (see ``_rhs.MODEL_IDS``).
     kind : int
         ``tableaus.EXPLICIT`` or ``tableaus.ROSENBROCK``.
-    A, B, C, E, P, CR, gamma, new_f, order, err_exp
+    A, B, C, E, W, D, CR, gamma, new_f, order, err_exp
         Tableau data. Explicit: ``A (s, s)``, ``B (s,)``, nodes ``C (s,)``, ``E (s+1,)``, dense
-        ``P``. Rosenbrock: ``A``, ``B`` = ``M``, ``E``, and the matrix ``CR (s, s)``.
+        output ``W (nm, 4)``, ``D (s+1,)`` (``ExplicitTableau.dense_basis``). Rosenbrock: ``A``,
+        ``B`` = ``M``, ``E``, and the matrix ``CR (s, s)``.
     y0 : (n,) ; p : (n_params,)
     t_eval : (n_save,) sorted, ``>= t0``.
     ev_time, ev_state, ev_op, ev_value : (n_events_max,), sorted by time; the first ``n_ev`` used.
@@ -337,7 +349,8 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
     f1 = np.empty(n)
     buf = np.empty(n)
     K = np.empty((s + 1, n))
-    Q = np.empty((P.shape[1], n))
+    Q = np.empty((W.shape[0], n))
+    wd = np.empty(n)
     J = np.empty((n, n))
     G = np.empty((n, n))
     piv = np.empty(n, dtype=np.int64)
@@ -425,7 +438,7 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
                 x = (t_eval[i_save] - t) / h
                 if kind == EXPLICIT and not clipped:
                     if not dense_ready:
-                        _dense_coefficients(h, K, P, Q)
+                        _dense_coefficients(h, y, y_new, K, W, D, wd, Q)
                         dense_ready = True
                     _explicit_dense(y, Q, x, nonneg, out[i_save])
                 else:
@@ -458,7 +471,7 @@ def integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
 
 
 @JIT_PARALLEL
-def solve_batch(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
+def solve_batch(model, kind, A, B, C, E, W, D, CR, gamma, new_f, order, err_exp,
                 Y0, params, t0, t_eval, ev_time, ev_state, ev_op, ev_value, n_ev,
                 rtol, atol, h_max, max_steps, nonneg, out, stats, status):
     """Integrate ``Y0.shape[0]`` trajectories in parallel; see :func:`integrate_one`.
@@ -467,7 +480,7 @@ def solve_batch(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
     ``out (P, n_save, n)``, ``stats (P, 3)``, ``status (P,)``.
     """
     for i in prange(Y0.shape[0]):
-        status[i] = integrate_one(model, kind, A, B, C, E, P, CR, gamma, new_f, order, err_exp,
+        status[i] = integrate_one(model, kind, A, B, C, E, W, D, CR, gamma, new_f, order, err_exp,
                                   Y0[i], params[i], t0, t_eval, ev_time[i], ev_state[i],
                                   ev_op[i], ev_value[i], n_ev[i], rtol, atol, h_max, max_steps,
                                   nonneg, out[i], stats[i])

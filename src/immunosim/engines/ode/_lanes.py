@@ -25,7 +25,7 @@ from ._kernels import EPS, MAX_FACTOR, MIN_FACTOR, SAFETY, _apply_event, _hermit
 from ._rhs import LANES, rhs_lanes
 from .status import MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS
 
-#: Largest number of states and of dense-output coefficients (rows of ``P^T``) the lane driver
+#: Largest number of states and of dense-output coefficients (rows of ``W``) the lane driver
 #: takes: saves are evaluated in straight loops of these fixed lengths. Larger problems run on
 #: the one-trajectory driver (same results).
 NPAD = 16
@@ -65,7 +65,7 @@ def _finish(l, j, code, i_save, counters, out, stats, status):
 
 
 @JIT
-def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval,
+def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_eval,
                     ev_time, ev_state, ev_op, ev_value, n_ev, rtol, atol, h_max, max_steps,
                     nonneg, out, stats, status, lo, hi):
     """Integrate trajectories ``lo .. hi - 1`` with an explicit pair on ``LANES`` lanes.
@@ -90,10 +90,11 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
     buf = np.empty(nL)
     K = np.empty((s + 1, nL))
     pl = np.empty(params.shape[1] * L)
-    nm = P.shape[1]
-    Q = np.empty((nm, nL))  # dense-output polynomial, lane layout
+    nm = W.shape[0]
+    wdx = np.empty(nL)  # h D.K, lane layout
     hx = np.empty(nL)  # h of each element's lane
     Ql = np.zeros((NM, NPAD))  # one lane's dense-output polynomial, zero-padded
+    bas = np.zeros((4, NPAD))  # one lane's (y_new - y, h f0, h f1, h D.K), zero-padded
     accl = np.zeros(NPAD)
     atolx = np.empty(nL)
     low = np.zeros(NPAD)  # 0 for non-negative states, -inf otherwise (a branch-free clip)
@@ -409,33 +410,42 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
             if dense[l]:
                 any_dense = True
         if any_dense:
-            for m in range(nm):  # Q = h P^T K (as _kernels._dense_coefficients)
-                Qm = Q[m]
-                first = True
-                for jj in range(P.shape[0]):
-                    c = P[jj, m]
-                    if c != 0.0:
-                        Kj = K[jj]
-                        if first:
-                            for k in range(nL):
-                                Qm[k] = (hx[k] * c) * Kj[k]
-                            first = False
-                        else:
-                            for k in range(nL):
-                                Qm[k] += (hx[k] * c) * Kj[k]
-                if first:
-                    for k in range(nL):
-                        Qm[k] = 0.0
+            # h D.K for all lanes (as _kernels._dense_coefficients).
+            first = True
+            for jj in range(D.size):
+                c = D[jj]
+                if c != 0.0:
+                    Kj = K[jj]
+                    if first:
+                        for k in range(nL):
+                            wdx[k] = (hx[k] * c) * Kj[k]
+                        first = False
+                    else:
+                        for k in range(nL):
+                            wdx[k] += (hx[k] * c) * Kj[k]
+            if first:
+                for k in range(nL):
+                    wdx[k] = 0.0
             # Each lane's saves in the plain layout (contiguous over states, as the output).
             for l in range(L):
                 if not dense[l]:
                     continue
                 j = traj[l]
+                hh = h[l]
                 for k in range(n):
                     yl[k] = y[k * L + l]
-                for m in range(nm):
-                    for k in range(n):
-                        Ql[m, k] = Q[m, k * L + l]
+                    bas[0, k] = y_new[k * L + l] - yl[k]
+                    bas[1, k] = hh * K[0, k * L + l]
+                    bas[2, k] = hh * K[s, k * L + l]
+                    bas[3, k] = wdx[k * L + l]
+                for m in range(nm):  # Q_m = W[m] . basis (as _kernels._dense_coefficients)
+                    w0 = W[m, 0]
+                    w1 = W[m, 1]
+                    w2 = W[m, 2]
+                    w3 = W[m, 3]
+                    for k in range(NPAD):
+                        Ql[m, k] = ((w0 * bas[0, k] + w1 * bas[1, k]) + w2 * bas[2, k]
+                                    + w3 * bas[3, k])
                 i = i_save[l]
                 tl = t[l]
                 hh = h[l]
@@ -499,7 +509,7 @@ def integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval
 
 
 @JIT_PARALLEL
-def solve_batch_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval,
+def solve_batch_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_eval,
                       ev_time, ev_state, ev_op, ev_value, n_ev, rtol, atol, h_max, max_steps,
                       nonneg, out, stats, status, n_chunks):
     """Integrate ``Y0.shape[0]`` trajectories as ``n_chunks`` contiguous chunks in parallel, each
@@ -509,6 +519,6 @@ def solve_batch_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_ev
     for c in prange(n_chunks):
         lo = c * n_traj // n_chunks
         hi = (c + 1) * n_traj // n_chunks
-        integrate_lanes(model, A, B, C, E, P, order, err_exp, Y0, params, t0, t_eval,
+        integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_eval,
                         ev_time, ev_state, ev_op, ev_value, n_ev, rtol, atol, h_max, max_steps,
                         nonneg, out, stats, status, lo, hi)

@@ -205,18 +205,19 @@ def solve(
         raise ValueError(f"events: state index out of range [0, {n})")
 
     if tab.kind == EXPLICIT:
-        A, B, C, E, P_dense, CR = tab.A, tab.B, tab.C, tab.E, tab.P, np.zeros((1, 1))
+        A, B, C, E, CR = tab.A, tab.B, tab.C, tab.E, np.zeros((1, 1))
+        W_dense, D_dense = tab.dense_basis
         gamma, err_exp = 0.0, 1.0 / (tab.error_order + 1)
         new_f = np.ones(tab.stages, dtype=np.bool_)
     else:
         A, B, E, CR = tab.A, tab.M, tab.E, tab.C
-        C, P_dense = np.zeros(tab.stages), np.zeros((1, 1))
+        C, W_dense, D_dense = np.zeros(tab.stages), np.zeros((1, 4)), np.zeros(1)
         gamma, new_f, err_exp = tab.gamma, tab.new_f, 1.0 / tab.error_order
 
     out = np.empty((n_traj, t_eval.size, n))
     stats = np.zeros((n_traj, 3), dtype=np.int64)
     status = np.zeros(n_traj, dtype=np.int64)
-    use_lanes = (tab.kind == EXPLICIT and n <= _lanes.NPAD and P_dense.shape[1] <= _lanes.NM
+    use_lanes = (tab.kind == EXPLICIT and n <= _lanes.NPAD and W_dense.shape[0] <= _lanes.NM
                  and (n_traj >= LANES if lanes is None else bool(lanes)))
     previous = set_num_threads(None)
     set_num_threads(threads)
@@ -225,15 +226,15 @@ def solve(
             # One chunk of trajectories per thread, each at least LANES long where possible.
             n_chunks = max(1, min(set_num_threads(None), n_traj // LANES))
             _lanes.solve_batch_lanes(
-                MODEL_IDS[model], A, B, C, E, P_dense, tab.order, err_exp,
+                MODEL_IDS[model], A, B, C, E, W_dense, D_dense, tab.order, err_exp,
                 Y0, P, t0, t_eval, ev.time, ev.state, ev.op, ev.value, ev.count,
                 float(rtol), atol_a, float(h_max), int(max_steps), nonneg, out, stats, status,
                 n_chunks,
             )
         else:
             _kernels.solve_batch(
-                MODEL_IDS[model], tab.kind, A, B, C, E, P_dense, CR, gamma, new_f, tab.order,
-                err_exp, Y0, P, t0, t_eval, ev.time, ev.state, ev.op, ev.value, ev.count,
+                MODEL_IDS[model], tab.kind, A, B, C, E, W_dense, D_dense, CR, gamma, new_f,
+                tab.order, err_exp, Y0, P, t0, t_eval, ev.time, ev.state, ev.op, ev.value, ev.count,
                 float(rtol), atol_a, float(h_max), int(max_steps), nonneg, out, stats, status,
             )
     finally:

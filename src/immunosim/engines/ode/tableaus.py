@@ -48,6 +48,38 @@ class ExplicitTableau:
     def stages(self) -> int:
         return self.B.size
 
+    @property
+    def dense_basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """The dense output as Hermite data plus at most one more stage combination.
+
+        Returns ``(W, d)`` with ``W`` of shape ``(nm, 4)`` and ``d`` of shape ``(s + 1,)`` such
+        that ``P = [b, e_0, e_s, d] @ W.T``, where ``b`` is ``B`` padded with a zero, and ``e_0``,
+        ``e_s`` pick the first and last (FSAL) stage. The interpolant's coefficients are then
+        ``Q_m = W[m] . (y_new - y, h f_0, h f_1, h d.K)``: one stage combination instead of
+        ``nm`` (Hairer's DOPRI5 dense output is of this form; BS3's is cubic Hermite, ``d = 0``).
+        Coefficients within 1e-9 of an integer are snapped to it; the representation is checked
+        to reproduce ``P`` to 1e-13.
+        """
+        s = self.B.size
+        b = np.append(self.B, 0.0)
+        e0 = np.eye(s + 1)[0]
+        es = np.eye(s + 1)[s]
+        herm = np.column_stack([b, e0, es])
+        X = np.linalg.lstsq(herm, self.P, rcond=None)[0]
+        if np.abs(herm @ X - self.P).max() < 1e-13:
+            d = np.zeros(s + 1)
+            W = np.column_stack([X.T, np.zeros(self.P.shape[1])])
+        else:
+            d = self.P[:, -1].copy()
+            basis = np.column_stack([herm, d])
+            W = np.linalg.lstsq(basis, self.P, rcond=None)[0].T
+            if np.abs(basis @ W.T - self.P).max() > 1e-13:
+                raise ValueError(f"{self.name}: dense output is not Hermite data plus one stage "
+                                 "combination; the engine's kernels need that form")
+        snapped = np.round(W)
+        W = np.where(np.abs(W - snapped) < 1e-9, snapped, W) + 0.0  # + 0.0: no -0.0
+        return np.ascontiguousarray(W), d
+
 
 @dataclass(frozen=True)
 class RosenbrockTableau:
