@@ -92,9 +92,9 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
     pl = np.empty(params.shape[1] * L)
     nm = W.shape[0]
     wdx = np.empty(nL)  # h D.K, lane layout
+    Q = np.empty((nm, nL))  # dense-output polynomial, lane layout
     hx = np.empty(nL)  # h of each element's lane
     Ql = np.zeros((NM, NPAD))  # one lane's dense-output polynomial, zero-padded
-    bas = np.zeros((4, NPAD))  # one lane's (y_new - y, h f0, h f1, h D.K), zero-padded
     accl = np.zeros(NPAD)
     atolx = np.empty(nL)
     low = np.zeros(NPAD)  # 0 for non-negative states, -inf otherwise (a branch-free clip)
@@ -426,26 +426,28 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
             if first:
                 for k in range(nL):
                     wdx[k] = 0.0
+            # Q_m = W[m] . (y_new - y, h f0, h f1, h D.K), all lanes in one flat pass per row.
+            K0 = K[0]
+            Ks = K[s]
+            for m in range(nm):
+                w0 = W[m, 0]
+                w1 = W[m, 1]
+                w2 = W[m, 2]
+                w3 = W[m, 3]
+                Qm = Q[m]
+                for k in range(nL):
+                    Qm[k] = ((w0 * (y_new[k] - y[k]) + w1 * (hx[k] * K0[k])) + w2 * (hx[k] * Ks[k])
+                             + w3 * wdx[k])
             # Each lane's saves in the plain layout (contiguous over states, as the output).
             for l in range(L):
                 if not dense[l]:
                     continue
                 j = traj[l]
-                hh = h[l]
                 for k in range(n):
                     yl[k] = y[k * L + l]
-                    bas[0, k] = y_new[k * L + l] - yl[k]
-                    bas[1, k] = hh * K[0, k * L + l]
-                    bas[2, k] = hh * K[s, k * L + l]
-                    bas[3, k] = wdx[k * L + l]
-                for m in range(nm):  # Q_m = W[m] . basis (as _kernels._dense_coefficients)
-                    w0 = W[m, 0]
-                    w1 = W[m, 1]
-                    w2 = W[m, 2]
-                    w3 = W[m, 3]
-                    for k in range(NPAD):
-                        Ql[m, k] = ((w0 * bas[0, k] + w1 * bas[1, k]) + w2 * bas[2, k]
-                                    + w3 * bas[3, k])
+                for m in range(nm):
+                    for k in range(n):
+                        Ql[m, k] = Q[m, k * L + l]
                 i = i_save[l]
                 tl = t[l]
                 hh = h[l]
