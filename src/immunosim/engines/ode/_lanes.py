@@ -443,6 +443,7 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
                 if not dense[l]:
                     continue
                 j = traj[l]
+                tail = (j + 1) * n_save * n  # end of trajectory j's output rows
                 for k in range(n):
                     yl[k] = y[k * L + l]
                 for m in range(nm):
@@ -464,8 +465,14 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
                         v = yl[k] + x * acc
                         accl[k] = low[k] if v < low[k] else v
                     base = (j * n_save + i) * n
-                    for k in range(n):
-                        flat[base + k] = accl[k]
+                    if base + NPAD <= tail:
+                        # Whole vectors: the NPAD - n extra values land in this trajectory's
+                        # next saves, which are written after this one.
+                        for k in range(NPAD):
+                            flat[base + k] = accl[k]
+                    else:
+                        for k in range(n):
+                            flat[base + k] = accl[k]
                     i += 1
                 i_save[l] = i
         # Saves after a projected step: cubic Hermite (rare; one lane at a time).
