@@ -337,13 +337,12 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
         for k in range(nL):
             sc = atolx[k] + rtol * max(abs(y[k]), abs(y_new[k]))
             buf[k] = (err[k] / sc) ** 2
-        for l in range(L):
-            en[l] = 0.0
-        for k in range(n):
+        for k in range(1, n):  # per-lane sums over states, in state order, into buf[:L]
+            base = k * L
             for l in range(L):
-                en[l] += buf[k * L + l]
+                buf[l] += buf[base + l]
         for l in range(L):
-            en[l] = math.sqrt(en[l] / n)
+            en[l] = math.sqrt(buf[l] / n)
         for l in range(L):  # step-size factor (libm-free power: vectorised)
             pw[l] = SAFETY * pow_pos(en[l], -err_exp)
 
