@@ -97,6 +97,10 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
     Ql = np.zeros((NM, NPAD))  # one lane's dense-output polynomial, zero-padded
     accl = np.zeros(NPAD)
     atolx = np.empty(nL)
+    lowx = np.empty(nL)  # 0 for non-negative states, -inf otherwise, lane layout
+    for k in range(n):
+        for l in range(L):
+            lowx[k * L + l] = 0.0 if nonneg[k] else -np.inf
     low = np.zeros(NPAD)  # 0 for non-negative states, -inf otherwise (a branch-free clip)
     for k in range(n):
         low[k] = 0.0 if nonneg[k] else -np.inf
@@ -379,12 +383,18 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
         if not any_accept:
             continue
         # Non-negativity by projection; f at the end of the step (FSAL, or fresh if clipped).
-        for k in range(n):
-            if nonneg[k]:
-                for l in range(L):
-                    if accepted[l] and y_new[k * L + l] < 0.0:
-                        y_new[k * L + l] = 0.0
-                        clipped[l] = True
+        # Flat over all lanes (lanes that did not accept get their state back at the commit);
+        # the per-lane "anything clipped" is summed in place, as the error norm.
+        for k in range(nL):
+            neg = y_new[k] < lowx[k]
+            buf[k] = 1.0 if neg else 0.0
+            y_new[k] = lowx[k] if neg else y_new[k]
+        for k in range(1, n):
+            base = k * L
+            for l in range(L):
+                buf[l] += buf[base + l]
+        for l in range(L):
+            clipped[l] = accepted[l] and buf[l] > 0.0
         for k in range(nL):
             f1[k] = K[s, k]
         any_clip = False
