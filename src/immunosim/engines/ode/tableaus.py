@@ -23,6 +23,7 @@ solvers. Atmos Environ 1997;31:3459-3472 (RODAS3, and the KPP form used here).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class ExplicitTableau:
     def stages(self) -> int:
         return self.B.size
 
-    @property
+    @cached_property
     def dense_basis(self) -> tuple[np.ndarray, np.ndarray]:
         """The dense output as Hermite data plus at most one more stage combination.
 
@@ -77,8 +78,10 @@ class ExplicitTableau:
                 raise ValueError(f"{self.name}: dense output is not Hermite data plus one stage "
                                  "combination; the engine's kernels need that form")
         snapped = np.round(W)
-        W = np.where(np.abs(W - snapped) < 1e-9, snapped, W) + 0.0  # + 0.0: no -0.0
-        return np.ascontiguousarray(W), d
+        W = np.ascontiguousarray(np.where(np.abs(W - snapped) < 1e-9, snapped, W) + 0.0)  # no -0.0
+        W.flags.writeable = False  # computed once per tableau and shared
+        d.flags.writeable = False
+        return W, d
 
 
 @dataclass(frozen=True)
