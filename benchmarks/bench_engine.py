@@ -300,7 +300,7 @@ def run(tier: str) -> dict:
         sS, solS = time_engine(y0[tiled], params[tiled], t_eval,
                                dose_events(tiled.size, dose), DEFAULT_METHOD, 1, repeats)
         sL, _, nfevL, njevL = time_scipy(dosed_y0(y0[sub], dose), params[sub], t_eval,
-                                         repeats=2 if tier == "quick" else 3)
+                                         repeats=5)
         row = {
             "engine_1thread_traj_per_s": P / s1,
             "engine_all_threads_traj_per_s": P / sN,
