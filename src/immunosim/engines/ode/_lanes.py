@@ -95,7 +95,7 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
     Q = np.empty((nm, nL))  # dense-output polynomial, lane layout
     hx = np.empty(nL)  # h of each element's lane
     Ql = np.zeros((NM, NPAD))  # one lane's dense-output polynomial, zero-padded
-    accl = np.zeros(NPAD)
+    accl = np.zeros(NPAD)  # one save, zero-padded
     atolx = np.empty(nL)
     lowx = np.empty(nL)  # 0 for non-negative states, -inf otherwise, lane layout
     for k in range(n):
@@ -107,8 +107,8 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
     for k in range(n):
         for l in range(L):
             atolx[k * L + l] = atol[k]
-    # One-lane scratch in the plain layout, for Hermite interpolation.
-    yl = np.zeros(NPAD)
+    yl = np.zeros(NPAD)  # one lane's state at the step start, zero-padded (dense saves)
+    # One-lane scratch in the plain layout, for Hermite interpolation after a projected step.
     y0l = np.empty(n)
     f0l = np.empty(n)
     ynl = np.empty(n)
