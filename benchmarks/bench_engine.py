@@ -15,7 +15,10 @@ What it measures
    cached machine code or compiles (which one is printed). Nothing below includes it. For a cold
    compile, point Numba at an empty cache: ``NUMBA_CACHE_DIR=$(mktemp -d) python ...``.
 2. **Throughput**: trajectories per second of ``solve(..., threads=1)`` on a batch of P, best of
-   a few repeats (``time.perf_counter``); with all Numba threads as extra information.
+   a few repeats (``time.perf_counter``); with all Numba threads as extra information. Every
+   call writes into one output array (``solve(out=...)``), as the sweep does batch after batch;
+   the rate with a fresh output array per call (its pages mapped and zeroed by the OS on first
+   touch) is printed too.
 3. **Baseline**, in the same run: ``scipy.integrate.solve_ivp(rhs_py, method="LSODA")`` on the
    *same* compiled right-hand side, same tolerances, one thread, one trajectory per call over a
    subset spread across the engine's cost distribution. The ratio compares the two on exactly
@@ -131,13 +134,18 @@ def check(sol, what: str) -> None:
         raise BenchError(f"{what}: {sol.summary()}")
 
 
-def time_engine(y0, params, t_eval, events, method, threads, repeats):
-    """Best wall time over ``repeats`` calls, and the last solution."""
+def time_engine(y0, params, t_eval, events, method, threads, repeats, reuse=True):
+    """Best wall time over ``repeats`` calls, and the last solution.
+
+    With ``reuse`` every call writes into one output array, as a sweep does (``solve(out=)``);
+    otherwise each call allocates a fresh one, whose pages the OS maps and zeroes on first touch.
+    """
     best, sol = np.inf, None
+    out = np.empty((y0.shape[0], t_eval.size, y0.shape[1])) if reuse else None
     for _ in range(repeats):
         t = time.perf_counter()
         sol = solve(y0, params, t_eval, events=events, method=method, rtol=RTOL, atol=ATOL,
-                    threads=threads)
+                    threads=threads, out=out)
         best = min(best, time.perf_counter() - t)
     check(sol, f"engine {method} (threads={threads})")
     return best, sol
@@ -299,12 +307,15 @@ def run(tier: str) -> dict:
         tiled = np.random.default_rng(SEED).permutation(np.repeat(sub, max(1, P // n_lsoda)))
         sS, solS = time_engine(y0[tiled], params[tiled], t_eval,
                                dose_events(tiled.size, dose), DEFAULT_METHOD, 1, repeats)
+        sF, _ = time_engine(y0[tiled], params[tiled], t_eval, dose_events(tiled.size, dose),
+                            DEFAULT_METHOD, 1, max(3, repeats // 3), reuse=False)
         sL, _, nfevL, njevL = time_scipy(dosed_y0(y0[sub], dose), params[sub], t_eval,
                                          repeats=5)
         row = {
             "engine_1thread_traj_per_s": P / s1,
             "engine_all_threads_traj_per_s": P / sN,
             "engine_1thread_traj_per_s_lsoda_subset": tiled.size / sS,
+            "engine_1thread_traj_per_s_lsoda_subset_fresh_output": tiled.size / sF,
             "lsoda_traj_per_s": n_lsoda / sL,
             "engine_nfev_mean": float(sol1.nfev.mean()),
             "engine_nfev_mean_lsoda_subset": float(solS.nfev.mean()),
@@ -315,6 +326,8 @@ def run(tier: str) -> dict:
         }
         row["ratio_engine_over_lsoda"] = (row["engine_1thread_traj_per_s_lsoda_subset"]
                                           / row["lsoda_traj_per_s"])
+        row["ratio_fresh_output_over_lsoda"] = (
+            row["engine_1thread_traj_per_s_lsoda_subset_fresh_output"] / row["lsoda_traj_per_s"])
         row["ratio_engine_batch_rate_over_lsoda"] = (row["engine_1thread_traj_per_s"]
                                                      / row["lsoda_traj_per_s"])
         rows[variant] = row
@@ -350,6 +363,12 @@ def run(tier: str) -> dict:
               f"{row['ratio_engine_over_lsoda']:>13.1f}x")
     print(f"  * the engine runs them batched: the {n_lsoda} repeated to {tiled.size} in shuffled "
           f"order; LSODA one per call")
+    print("  engine output written into one array reused by every call, as the sweep does "
+          "(solve(out=...));")
+    print("  with a fresh output array per call (the OS maps and zeroes its pages): "
+          + ", ".join(f"{v} {fmt_rate(r['engine_1thread_traj_per_s_lsoda_subset_fresh_output'])}"
+                      f" traj/s = {r['ratio_fresh_output_over_lsoda']:.1f}x"
+                      for v, r in rows.items()))
     print(f"  {nbl_msg}")
 
     # Where the time goes (dose variant, LSODA subset): RHS calls x cost per call.

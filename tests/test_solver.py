@@ -113,6 +113,33 @@ def test_input_validation():
         solve(ROT_Y0, ROT_P, [0, 1], model="test:damped_rotation", events=ev)
 
 
+def test_out_buffer_reused_in_place():
+    """``out=`` receives the solution in place, batch after batch, with the same numbers."""
+    rng = np.random.default_rng(3)
+    t = np.linspace(0.0, 5.0, 11)
+    p1, p2 = ROT_P * rng.uniform(0.5, 1.5, (20, 2)), ROT_P * rng.uniform(0.5, 1.5, (20, 2))
+    kw = dict(model="test:damped_rotation", nonnegative=False)
+    buf = np.full((20, t.size, 3), np.nan)
+    for p in (p1, p2):  # the second call overwrites the first one's results
+        sol = solve(ROT_Y0, p, t, out=buf, **kw)
+        assert sol.y is buf
+        np.testing.assert_array_equal(buf, solve(ROT_Y0, p, t, **kw).y)
+
+
+def test_out_buffer_validation():
+    t = [0.0, 1.0]
+    kw = dict(model="test:damped_rotation")
+    with pytest.raises(ValueError, match=r"out: shape \(1, 3, 3\), expected"):
+        solve(ROT_Y0, ROT_P, t, out=np.empty((1, 3, 3)), **kw)
+    with pytest.raises(ValueError, match="out: expected a float64"):
+        solve(ROT_Y0, ROT_P, t, out=np.empty((1, 2, 3), dtype=np.float32), **kw)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        solve(ROT_Y0, ROT_P, t, out=np.empty((1, 3, 2)).transpose(0, 2, 1), **kw)
+    y0 = np.zeros((1, 2, 3))
+    with pytest.raises(ValueError, match="overlaps"):
+        solve(y0[:, 0], ROT_P, t, out=y0, **kw)
+
+
 def test_threads_do_not_change_results(default_params, diseased_y0):
     from tests.conftest import random_parameter_points
 

@@ -64,6 +64,7 @@ def run_batch(
     y0: np.ndarray | None = None,
     solver: SolverOptions = SolverOptions(),
     threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[ODESolution, np.ndarray]:
     """Integrate parameter rows, each with its own interventions.
 
@@ -75,6 +76,8 @@ def run_batch(
     t_eval : ndarray, shape (n_save,)
     y0 : ndarray, shape (P, n_states), optional
         Initial states; default: each row's untreated diseased steady state.
+    out : ndarray, shape (P, n_save, n_states), optional
+        Output array for the states, reused across batches (see :func:`solve`).
 
     Returns
     -------
@@ -96,7 +99,8 @@ def run_batch(
     treated = np.stack([apply_parameters(iv, p) for iv, p in zip(interventions, params)])
     events = EventTable.from_lists([schedule(iv, p) for iv, p in zip(interventions, treated)])
     sol = solve(y0, treated, t_eval, events=events, t0=0.0, method=solver.method,
-                rtol=solver.rtol, atol=solver.atol, max_steps=solver.max_steps, threads=threads)
+                rtol=solver.rtol, atol=solver.atol, max_steps=solver.max_steps, threads=threads,
+                out=out)
     return sol, treated
 
 

@@ -119,8 +119,13 @@ def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
         yield batch
 
 
-def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None) -> list[dict]:
-    """Solve the runs of ``blocks`` in one engine call; return one dict of arrays per block."""
+def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
+                  buffer: np.ndarray | None = None) -> list[dict]:
+    """Solve the runs of ``blocks`` in one engine call; return one dict of arrays per block.
+
+    ``buffer``, shape ``(>= runs, n_assess, n_states)``, receives the engine's states (its first
+    rows); the sweep passes the same one for every batch. Nothing returned refers to it.
+    """
     cfg = p.config
     params, ivs, owner = [], [], []
     for b in blocks:
@@ -149,8 +154,9 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None) -> l
         y0[rows], ok[rows] = y_u[inverse.ravel()], ok_u[inverse.ravel()]
     # Rows without a diseased state still run (from the cohort's state); their results are masked.
     y0[~ok] = p.cohort.y0[np.asarray(owner)[~ok]]
+    out = None if buffer is None else buffer[: len(owner)]
     sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
-                             threads=threads)
+                             threads=threads, out=out)
     obs = act.observables(sol.y, treated)
     activity = np.where(ok[:, None], obs["activity"], np.nan)
     oc = cfg.outcomes
@@ -442,8 +448,12 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
     ndone = sum(b.patients.stop - b.patients.start for b in p.blocks if b.index in done)
     with tqdm(total=p.n_runs, initial=ndone, unit="run", disable=None if progress is None
               else not progress, desc=cfg.name) as bar:
+        buffer = None  # the engine's output, reused by every batch (no fresh pages per batch)
         for batch in _batches(p, todo, chunk):
-            for b, data in zip(batch, compute_batch(p, batch, threads=workers)):
+            runs = sum(b.patients.stop - b.patients.start for b in batch)
+            if buffer is None or buffer.shape[0] < runs:
+                buffer = np.empty((runs, len(p.t_assess), m.N_STATES))
+            for b, data in zip(batch, compute_batch(p, batch, threads=workers, buffer=buffer)):
                 writer.write(b, data)
                 bar.update(b.patients.stop - b.patients.start)
     return writer.finish()
