@@ -236,10 +236,10 @@ def fmt_rate(x) -> str:
 def spread(nfev: np.ndarray, k: int) -> np.ndarray:
     """Indices of ``k`` trajectories at the mid-ranks of ``k`` equal cost strata.
 
-    The batch is very uneven (a minority of patients is stiff: see the RHS-call median and max
-    in the accuracy table), so the small LSODA and reference subsets are a systematic sample of
-    the engine's cost distribution rather than the first ``k`` draws, whose mix of cheap and
-    stiff patients would be left to chance.
+    Patients differ in cost (RHS calls per trajectory range over about 1.5x: see the median and
+    max in the accuracy table), so the small LSODA and reference subsets are a systematic sample
+    of the engine's cost distribution rather than the first ``k`` draws, whose mix of cheap and
+    costly patients would be left to chance.
     """
     order = np.argsort(nfev, kind="stable")
     return np.sort(order[((np.arange(k) + 0.5) * nfev.size / k).astype(np.int64)])
@@ -337,7 +337,8 @@ def run(tier: str) -> dict:
     nbl = numbalsoda_bench(dosed_y0(y0, True), params, t_eval, repeats)
     if nbl is None:
         res["numbalsoda"] = None
-        nbl_msg = "numbalsoda: not installed (needs a Fortran compiler to build)"
+        nbl_msg = ("numbalsoda: not installed (pip install -e '.[numbalsoda]' builds it; needs "
+                   "gfortran and a C++ compiler)")
     else:
         nbl_rate = P / nbl["seconds"]
         res["numbalsoda"] = {"version": nbl["version"], "traj_per_s": nbl_rate,
