@@ -36,6 +36,7 @@ JIT_PARALLEL_FLAGS: dict = {**JIT_FLAGS, "parallel": True}
 KERNEL_SOURCES = (
     "_numba_config.py",
     "_vmath.py",
+    "_simd.py",
     "model/sle_msc.py",
     "model/interventions.py",
     "engines/ode/_kernels.py",

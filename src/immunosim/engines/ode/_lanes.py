@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from ..._numba_config import JIT, JIT_PARALLEL
+from ..._simd import transpose8
 from ..._vmath import pow_pos
 from ._kernels import EPS, MAX_FACTOR, MIN_FACTOR, SAFETY, _apply_event, _hermite
 from ._rhs import LANES, rhs_lanes
@@ -30,6 +31,9 @@ from .status import MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS
 #: the one-trajectory driver (same results).
 NPAD = 16
 NM = 4
+
+if LANES % 8 or NPAD % 8:  # the dense-output transposes move whole 8 x 8 blocks
+    raise RuntimeError(f"LANES ({LANES}) and NPAD ({NPAD}) must be multiples of 8")
 
 IDLE = 0  # no trajectory left for this lane
 SETUP = 1  # at a segment boundary: apply events, save, start the next segment
@@ -92,10 +96,15 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
     pl = np.empty(params.shape[1] * L)
     nm = W.shape[0]
     wdx = np.empty(nL)  # h D.K, lane layout
-    Q = np.empty((nm, nL))  # dense-output polynomial, lane layout
+    # Dense-output polynomial, lane layout, and a copy of y, both padded to NPAD states for the
+    # 8 x 8 save transposes (y itself keeps n states: a model may infer n from its size).
+    Q = np.zeros((nm, NPAD * L))
+    yp = np.zeros(NPAD * L)
     hx = np.empty(nL)  # h of each element's lane
-    Ql = np.zeros((NM, NPAD))  # one lane's dense-output polynomial, zero-padded
-    accl = np.zeros(NPAD)  # one save, zero-padded
+    # Per lane, in the plain layout: the step's start state (row 0) and the dense-output
+    # polynomial (rows 1 .. NM), zero-padded (rows beyond the tableau's, states beyond n).
+    R = NM + 1
+    T = np.zeros((L, R, NPAD))
     atolx = np.empty(nL)
     lowx = np.empty(nL)  # 0 for non-negative states, -inf otherwise, lane layout
     for k in range(n):
@@ -107,7 +116,6 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
     for k in range(n):
         for l in range(L):
             atolx[k * L + l] = atol[k]
-    yl = np.zeros(NPAD)  # one lane's state at the step start, zero-padded (dense saves)
     # One-lane scratch in the plain layout, for Hermite interpolation after a projected step.
     y0l = np.empty(n)
     f0l = np.empty(n)
@@ -448,40 +456,51 @@ def integrate_lanes(model, A, B, C, E, W, D, order, err_exp, Y0, params, t0, t_e
                     Qm[k] = ((w0 * (y_new[k] - y[k]) + w1 * (hx[k] * K0[k])) + w2 * (hx[k] * Ks[k])
                              + w3 * wdx[k])
             # Each lane's saves in the plain layout (contiguous over states, as the output).
+            # First y and Q to that layout for all lanes, in 8 x 8 blocks by vector shuffles
+            # (strided scalar loads cost about 8 % of the kernel); pure data movement.
+            for k in range(nL):
+                yp[k] = y[k]
+            for kb in range(0, n, 8):
+                for lb in range(0, L, 8):
+                    transpose8(yp, kb * L + lb, L, T, lb * R * NPAD + kb, R * NPAD)
+                    for m in range(nm):
+                        transpose8(Q, m * NPAD * L + kb * L + lb, L, T,
+                                   lb * R * NPAD + (m + 1) * NPAD + kb, R * NPAD)
             for l in range(L):
                 if not dense[l]:
                     continue
                 j = traj[l]
                 tail = (j + 1) * n_save * n  # end of trajectory j's output rows
-                for k in range(n):
-                    yl[k] = y[k * L + l]
-                for m in range(nm):
-                    for k in range(n):
-                        Ql[m, k] = Q[m, k * L + l]
                 i = i_save[l]
                 tl = t[l]
                 hh = h[l]
                 tn = t_new[l]
                 while i < n_save and t_eval[i] < tn:
                     x = (t_eval[i] - tl) / hh
-                    # One straight loop of NPAD (whole SIMD vectors, accumulator in registers);
-                    # rows of Ql beyond the tableau's are zero, so the Horner sum is unchanged.
-                    for k in range(NPAD):
-                        acc = Ql[3, k]
-                        acc = Ql[2, k] + x * acc
-                        acc = Ql[1, k] + x * acc
-                        acc = Ql[0, k] + x * acc
-                        v = yl[k] + x * acc
-                        accl[k] = low[k] if v < low[k] else v
                     base = (j * n_save + i) * n
+                    # The output index as uint64: a signed one makes Numba emit a negative-
+                    # index wraparound per element, which keeps the store loop scalar.
+                    ub = np.uint64(base)
                     if base + NPAD <= tail:
-                        # Whole vectors: the NPAD - n extra values land in this trajectory's
-                        # next saves, which are written after this one.
+                        # One straight loop of NPAD (whole SIMD vectors) storing straight into
+                        # the output; rows of T beyond the tableau's are zero, so the Horner
+                        # sum is unchanged. The NPAD - n extra values land in this
+                        # trajectory's next saves, which are written after this one.
                         for k in range(NPAD):
-                            flat[base + k] = accl[k]
+                            acc = T[l, 4, k]
+                            acc = T[l, 3, k] + x * acc
+                            acc = T[l, 2, k] + x * acc
+                            acc = T[l, 1, k] + x * acc
+                            v = T[l, 0, k] + x * acc
+                            flat[ub + np.uint64(k)] = low[k] if v < low[k] else v
                     else:
                         for k in range(n):
-                            flat[base + k] = accl[k]
+                            acc = T[l, 4, k]
+                            acc = T[l, 3, k] + x * acc
+                            acc = T[l, 2, k] + x * acc
+                            acc = T[l, 1, k] + x * acc
+                            v = T[l, 0, k] + x * acc
+                            flat[ub + np.uint64(k)] = low[k] if v < low[k] else v
                     i += 1
                 i_save[l] = i
         # Saves after a projected step: cubic Hermite (rare; one lane at a time).
