@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,11 +13,6 @@ from immunosim._simd import transpose8
 
 @numba.njit(cache=False)
 def _transpose(src, so, ss, dst, do, ds):
-    transpose8(src, so, ss, dst, do, ds)
-
-
-@numba.njit(cache=False)
-def _transpose_2d_to_3d(src, so, ss, dst, do, ds):
     transpose8(src, so, ss, dst, do, ds)
 
 
@@ -52,14 +48,12 @@ def test_transpose8_on_the_lane_driver_layout():
     for m in range(rows):
         for kb in range(0, npad, 8):
             for lb in range(0, L, 8):
-                _transpose_2d_to_3d(q, m * npad * L + kb * L + lb, L, t,
+                _transpose(q, m * npad * L + kb * L + lb, L, t,
                                     lb * rows * npad + m * npad + kb, rows * npad)
     want = q.reshape(rows, npad, L).transpose(2, 0, 1)
     np.testing.assert_array_equal(t, want)
 
 
 def test_transpose8_rejects_other_dtypes():
-    import pytest
-
     with pytest.raises(numba.TypingError):
         _transpose(np.zeros(64, dtype=np.float32), 0, 8, np.zeros(64, dtype=np.float32), 0, 8)
