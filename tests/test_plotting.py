@@ -17,6 +17,7 @@ from immunosim.plotting import (
     timecourse_bands,
     waterfall_data,
 )
+from immunosim.plotting._data import open_result
 from immunosim.plotting.api import FIGURES
 from tests.conftest import SMALL_CONFIG
 
@@ -318,3 +319,16 @@ def test_model_mismatch_flags_day0_values_from_another_model(default_params, dis
     day0 = np.full(2, diseased_y0[k])
     assert model_mismatch(day0, params, "damage") < 1e-9
     assert model_mismatch(1.1 * day0, params, "damage") == pytest.approx(0.1)
+
+
+def test_plot_refuses_what_is_not_a_result(tmp_path):
+    # Mutation caught: dropping the attribute check lets an unrelated NetCDF file through
+    # (it used to give exit 0 and an index of figures).
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("t", np.arange(3.0))}).to_netcdf(other)
+    with pytest.raises(PlotError, match=r"other\.nc: not an immunosim result"):
+        open_result(other)
+    partial = tmp_path / "run.zarr.partial"
+    xr.Dataset({"x": ("t", np.arange(3.0))}, attrs={"model_digest": "x"}).to_zarr(partial)
+    with pytest.raises(PlotError, match=r"interrupted sweep.*-o run\.zarr --resume"):
+        open_result(partial)

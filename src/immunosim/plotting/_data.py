@@ -34,6 +34,10 @@ def open_result(result: str | Path | xr.Dataset) -> tuple[xr.Dataset, str]:
     path = Path(result)
     if not path.exists():
         raise PlotError(f"{path}: no such result file")
+    if path.name.endswith(".partial"):
+        final = path.name[: -len(".partial")]
+        raise PlotError(f"{path}: an interrupted sweep, not a result; finish it with "
+                        f"'immunosim sweep CONFIG -o {final} --resume'")
     try:
         if path.suffix == ".zarr" or (path.is_dir() and (path / ".zgroup").exists()):
             ds = xr.open_zarr(path)
@@ -42,6 +46,9 @@ def open_result(result: str | Path | xr.Dataset) -> tuple[xr.Dataset, str]:
     except Exception as e:  # unreadable: say so in one line, without the library's traceback
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise PlotError(f"{path}: cannot read as a result (.zarr or .nc): {first}") from None
+    if "model_digest" not in ds.attrs:  # every sweep and simulate result carries it
+        raise PlotError(f"{path}: not an immunosim result (no 'model_digest' attribute); "
+                        "expected the output of 'immunosim sweep' or immunosim.simulate")
     return normalise(ds), str(path)
 
 
