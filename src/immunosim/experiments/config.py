@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import numpy as np
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -43,9 +44,22 @@ class ConfigError(ValueError):
     """Invalid config; the message is one line: ``key.path: problem``."""
 
 
-Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+MAX_DEPTH = 24  # nesting of arrays / tables in a config file
+MAX_BYTES = 1_000_000  # a config is a small hand-written file
+
+
+def _no_bool(v: Any) -> Any:
+    """pydantic turns true/false into 1/0 where a number is expected; refuse that."""
+    if isinstance(v, bool):
+        raise ValueError(f"{str(v).lower()} is invalid: expected a number, not true/false")
+    return v
+
+
+Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Pos = Annotated[Float, Field(gt=0)]
+NonNeg = Annotated[Float, Field(ge=0)]
+Fraction = Annotated[Float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
@@ -55,7 +69,7 @@ class _Strict(BaseModel):
 # --- model and solver -------------------------------------------------------------------------
 
 
-def _check_parameters(v: dict[str, float]) -> dict[str, float]:
+def _check_parameters(v: dict[str, Float]) -> dict[str, Float]:
     for name, value in v.items():
         if name not in m.PARAMETERS:
             raise ValueError(m.PARAMETERS.unknown_message(name))
@@ -69,7 +83,7 @@ class ModelConfig(_Strict):
     """``[model]``: which model and parameter overrides of its defaults."""
 
     name: Literal["sle_msc"] = "sle_msc"
-    parameters: dict[str, float] = Field(default_factory=dict)
+    parameters: dict[str, Float] = Field(default_factory=dict)
 
     _v = field_validator("parameters")(_check_parameters)
 
@@ -79,9 +93,9 @@ class SolverConfig(_Strict):
 
     engine: Literal["ode"] = "ode"
     method: str = "dopri5"
-    rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-6
+    rtol: Annotated[Float, Field(gt=0, lt=1)] = 1e-6
     atol: Pos = 1e-8
-    max_steps: Annotated[int, Field(ge=1)] = 100_000
+    max_steps: Annotated[Int, Field(ge=1)] = 100_000
 
     @field_validator("method")
     @classmethod
@@ -104,7 +118,7 @@ class MSCConfig(_Strict):
     amount: NonNeg
     time: NonNeg = 0.0
     interval: NonNeg = 0.0
-    count: Annotated[int, Field(ge=1)] = 1
+    count: Annotated[Int, Field(ge=1)] = 1
     source: Literal["bm", "uc"] = "bm"
 
     @model_validator(mode="after")
@@ -128,7 +142,7 @@ class HSCTConfig(_Strict):
 
 
 class StandardTherapyConfig(_Strict):
-    suppression: Annotated[float, Field(ge=0, lt=1)]
+    suppression: Annotated[Float, Field(ge=0, lt=1)]
 
     def build(self) -> StandardTherapy:
         return StandardTherapy(self.suppression)
@@ -141,7 +155,7 @@ class ScenarioConfig(_Strict):
     msc: MSCConfig | list[MSCConfig] | None = None
     hsct: HSCTConfig | None = None
     standard_therapy: StandardTherapyConfig | None = None
-    parameters: dict[str, float] = Field(default_factory=dict)
+    parameters: dict[str, Float] = Field(default_factory=dict)
 
     _v = field_validator("parameters")(_check_parameters)
 
@@ -169,9 +183,9 @@ TARGETS_INTERVENTION = {
 
 
 class SpaceConfig(_Strict):
-    start: float
-    stop: float
-    num: Annotated[int, Field(ge=1)]
+    start: Float
+    stop: Float
+    num: Annotated[Int, Field(ge=1)]
 
 
 class AxisConfig(_Strict):
@@ -183,10 +197,10 @@ class AxisConfig(_Strict):
     """
 
     target: str
-    values: list[float] | None = None
+    values: list[Float] | None = None
     linspace: SpaceConfig | None = None
     logspace: SpaceConfig | None = None
-    range: tuple[float, float] | None = None
+    range: tuple[Float, Float] | None = None
     scale: Literal["linear", "log"] = "linear"
     scenarios: list[str] | None = None
 
@@ -244,7 +258,7 @@ class SweepConfig(_Strict):
     """``[sweep]``: a grid (full factorial over the axes) or a random design over axis ranges."""
 
     design: Literal["grid", "lhs", "sobol"] = "grid"
-    samples: Annotated[int, Field(ge=1)] | None = None
+    samples: Annotated[Int, Field(ge=1)] | None = None
     axes: dict[str, AxisConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -277,10 +291,10 @@ class DistributionConfig(_Strict):
     distribution: Literal["lognormal", "normal", "uniform", "truncnormal"]
     median: Pos | None = None
     cv: Pos | None = None
-    mean: float | None = None
+    mean: Float | None = None
     sd: Pos | None = None
-    low: float | None = None
-    high: float | None = None
+    low: Float | None = None
+    high: Float | None = None
 
     @model_validator(mode="after")
     def _fields(self):
@@ -303,10 +317,10 @@ class DistributionConfig(_Strict):
 class CohortConfig(_Strict):
     """``[cohort]``: virtual patients, each starting from their own diseased steady state."""
 
-    size: Annotated[int, Field(ge=1)] = 1
+    size: Annotated[Int, Field(ge=1)] = 1
     parameters: dict[str, DistributionConfig] = Field(default_factory=dict)
-    correlations: list[tuple[str, str, float]] = Field(default_factory=list)
-    max_redraws: Annotated[int, Field(ge=0)] = 50
+    correlations: list[tuple[str, str, Float]] = Field(default_factory=list)
+    max_redraws: Annotated[Int, Field(ge=0)] = 50
 
     @field_validator("parameters")
     @classmethod
@@ -345,6 +359,14 @@ class OutcomesConfig(_Strict):
     landmarks: list[NonNeg] | None = None  # default: 3, 6, 12, 24 months within the horizon
     assessment_every: Pos = 1.0
 
+    @field_validator("landmarks")
+    @classmethod
+    def _landmarks(cls, v):
+        if v is not None and len(v) == 0:
+            raise ValueError("empty list; give at least one day, or leave it out "
+                             "for the default landmarks")
+        return v
+
 
 class OutputConfig(_Strict):
     path: str | None = None
@@ -353,12 +375,16 @@ class OutputConfig(_Strict):
     trajectory_every: Pos = 7.0
     trajectory_variables: list[str] = Field(
         default_factory=lambda: ["activity", "anti_dsdna", "c3", "damage", "msc", "reg"])
-    chunk_size: Annotated[int, Field(ge=1)] = 256
+    chunk_size: Annotated[Int, Field(ge=1)] = 256
 
     @field_validator("trajectory_variables")
     @classmethod
     def _vars(cls, v):
         from ..model.activity import OBSERVABLES
+
+        if len(v) == 0:
+            raise ValueError("empty list; give at least one variable, "
+                             "or leave it out for the default set")
 
         valid = list(m.STATE_NAMES) + list(OBSERVABLES)
         for name in v:
@@ -374,7 +400,7 @@ class Config(_Strict):
 
     name: str = "experiment"
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[Int, Field(ge=0)] = 0
     horizon: Pos = 730.0
     model: ModelConfig = Field(default_factory=ModelConfig)
     solver: SolverConfig = Field(default_factory=SolverConfig)
@@ -413,6 +439,9 @@ class Config(_Strict):
         if self.outcomes.landmarks is None:
             lm = [d for d in DEFAULT_LANDMARKS if d <= self.horizon] or [self.horizon]
             object.__setattr__(self.outcomes, "landmarks", lm)
+        if self.outcomes.assessment_every > self.horizon:
+            raise ValueError(f"outcomes.assessment_every: {self.outcomes.assessment_every:g} "
+                             f"is longer than the horizon ({self.horizon:g} d)")
         for v in self.outcomes.landmarks:
             if v > self.horizon:
                 raise ValueError(f"outcomes.landmarks: {v:g} is after the horizon "
@@ -597,13 +626,59 @@ def _format_error(err: dict, errors: list[dict] | None = None) -> str:
 
 def parse_config(data: dict, source_text: str = "") -> Config:
     """Validate a config dictionary (as read from TOML); raise :class:`ConfigError`."""
+    if not data:
+        raise ConfigError("empty config: give at least one [scenarios.NAME] table")
+    depth = _depth(data)
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{depth_path(data)}: nested {depth} levels deep; expected at most "
+                          f"{MAX_DEPTH}")
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
         errors = e.errors()
-        raise ConfigError(_format_error(_pick(errors), errors)) from None
+        raise ConfigError(_one_line(_format_error(_pick(errors), errors))) from None
+    except RecursionError:
+        raise ConfigError("config nested too deeply") from None
+    except (TypeError, ValueError, ArithmeticError) as e:  # a validator tripped on odd input
+        raise ConfigError(_one_line(f"invalid config: {e}")) from None
     cfg._source_text = source_text
     return cfg
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split())
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of a TOML value, without recursion."""
+    best, stack = 0, [(data, 0)]
+    while stack:
+        v, d = stack.pop()
+        best = max(best, d)
+        if d > MAX_DEPTH:
+            return d
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return best
+
+
+def depth_path(data: Any) -> str:
+    """The key path down to where a value nests deeper than MAX_DEPTH."""
+    parts: list[str] = []
+    v, d = data, 0
+    while d <= MAX_DEPTH:
+        kids = (list(v.items()) if isinstance(v, dict) else
+                list(enumerate(v)) if isinstance(v, list) else [])
+        kids = [(k, x) for k, x in kids if _depth(x) > MAX_DEPTH - d - 1]
+        if not kids:
+            break
+        k, v = kids[0]
+        if isinstance(k, str):
+            parts.append(k)
+        d += 1
+    return ".".join(parts) or "config"
 
 
 def load_config(path: str | Path) -> Config:
@@ -616,11 +691,33 @@ def load_config(path: str | Path) -> Config:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{path}: {len(raw)} bytes; a config is expected to be under "
+                          f"{MAX_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset "
+                          f"{e.start}); expected a UTF-8 TOML file") from None
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    return parse_config(data, text)
+        raise ConfigError(_one_line(f"{path}: not valid TOML ({e})")) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply; expected at most "
+                          f"{MAX_DEPTH} levels") from None
+    if not data:
+        raise ConfigError(f"{path}: empty config; expected at least one [scenarios.NAME] table")
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"{path}: {depth_path(data)}: arrays or tables nested too deeply; "
+                          f"expected at most {MAX_DEPTH} levels")
+    try:
+        return parse_config(data, text)
+    except ConfigError as e:
+        if str(e).startswith(("empty config", "config nested")):
+            raise ConfigError(f"{path}: {e}") from None
+        raise
