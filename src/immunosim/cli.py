@@ -7,9 +7,32 @@ status 2, with no traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 EXIT_USAGE = 2
+EXIT_INTERRUPT = 130
+EXIT_TERM = 143
+
+
+class Terminated(Exception):
+    """Raised by the SIGTERM handler so that the CLI exits 143 with one line."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (checked like a config key)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected an integer >= 1") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is invalid: expected an integer >= 1")
+    return n
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,14 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a config's scenarios over its cohort, print a summary")
     r.add_argument("config")
     r.add_argument("-o", "--output", help="also write the result (.zarr or .nc)")
-    r.add_argument("--workers", type=int, default=None, help="engine threads")
+    r.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
 
     s = sub.add_parser("sweep", help="run a config's full sweep and write the result")
     s.add_argument("config")
     s.add_argument("-o", "--output", help="result path (.zarr or .nc); default output.path")
     s.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
-    s.add_argument("--workers", type=int, default=None, help="engine threads")
-    s.add_argument("--chunk-size", type=int, default=None,
+    s.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
+    s.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="trajectories per batch (results do not depend on it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -77,7 +100,33 @@ def _check_workers(n: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the CLI; returns the exit status (0, 2 for bad input, 130 Ctrl-C, 143 SIGTERM)."""
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    args = None
+    try:
+        args = _parser().parse_args(argv)
+        return _main(args)
+    except KeyboardInterrupt:
+        print(_interrupted("interrupted", args), file=sys.stderr)
+        return EXIT_INTERRUPT
+    except Terminated:
+        print(_interrupted("terminated (SIGTERM)", args), file=sys.stderr)
+        return EXIT_TERM
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _interrupted(what: str, args) -> str:
+    if args is not None and getattr(args, "command", None) == "sweep":
+        return (f"immunosim: {what}; finished blocks are kept, continue with "
+                f"`immunosim sweep {args.config} -o {args.output or '<output.path>'} --resume`")
+    return f"immunosim: {what}"
+
+
+def _main(args) -> int:
     from .experiments.config import ConfigError, load_config
     from .experiments.simulate import NoDiseasedState
     from .experiments.sweep import SweepError
@@ -130,17 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(w)
         return 0
     except expected as e:
-        print(f"immunosim: error: {e}", file=sys.stderr)
+        print("immunosim: error: " + " ".join(str(e).split()), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `immunosim info | head`
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("immunosim: interrupted; finished blocks are kept, continue with --resume",
-              file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
