@@ -47,9 +47,10 @@ def test_adaptive_accuracy_and_dense_output(method):
     assert np.max(err) < DENSE_BOUND[method], np.max(err)  # global error, in tolerance units
 
 
-@pytest.mark.parametrize("method, order", [("dopri5", 5), ("bs3", 3), ("rodas3", 3),
-                                           ("rodas4", 4)])
-def test_dense_output_convergence_order(method, order):
+@pytest.mark.parametrize("method, order, lanes", [("dopri5", 5, False), ("bs3", 3, False),
+                                                  ("rodas3", 3, False), ("rodas4", 4, False),
+                                                  ("dopri5", 5, True), ("bs3", 3, True)])
+def test_dense_output_convergence_order(method, order, lanes):
     """Fixed steps h, saves at quarter steps (between steps, so from dense output): the error
     there falls like h^order (an interpolant of order q adds a local error h^(q+1)).
 
@@ -60,7 +61,7 @@ def test_dense_output_convergence_order(method, order):
     for h in hs:
         t = np.linspace(0.0, 10.0, int(round(10.0 / h)) * 4 + 1)
         sol = solve(ROT_Y0, ROT_P, t, model="test:damped_rotation", method=method, rtol=0.5,
-                    atol=1e6, h_max=h, nonnegative=False)
+                    atol=1e6, h_max=h, nonnegative=False, lanes=lanes)  # lanes: 1 of 16 used
         exact = problems.damped_rotation_exact(t, ROT_Y0, ROT_P)
         mid = np.ones(t.size, dtype=bool)
         mid[::4] = False  # only the points strictly inside steps
