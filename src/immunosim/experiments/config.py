@@ -639,7 +639,7 @@ def parse_config(data: dict, source_text: str = "") -> Config:
         raise ConfigError(_one_line(_format_error(_pick(errors), errors))) from None
     except RecursionError:
         raise ConfigError("config nested too deeply") from None
-    except (TypeError, ValueError, ArithmeticError) as e:  # a validator tripped on odd input
+    except (TypeError, ValueError, ArithmeticError, MemoryError) as e:  # odd input
         raise ConfigError(_one_line(f"invalid config: {e}")) from None
     cfg._source_text = source_text
     return cfg
