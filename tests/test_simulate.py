@@ -52,3 +52,10 @@ def test_errors():
         im.simulate(parameters={"activation_rate": 0.005})
     with pytest.raises(KeyError, match="did you mean 'reg_half_life'"):
         im.simulate(parameters={"reg_halflife": 5})
+
+
+def test_save_grid_ends_at_the_horizon_when_not_a_multiple():
+    """horizon=10, save_every=3 used to stop at day 9."""
+    d = im.simulate(im.Scenario("untreated"), horizon=10, save_every=3)
+    np.testing.assert_array_equal(d.time.values, [0, 3, 6, 9, 10])
+    assert np.isfinite(d.activity.values).all()

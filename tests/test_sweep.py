@@ -146,3 +146,14 @@ def test_axis_on_a_steady_state_parameter_recomputes_starting_states(small_confi
         assert (d.baseline_activity.isel(patient=i) == expected).all()
         np.testing.assert_allclose(
             d.traj_activity.isel(patient=i, time=0).sel(scenario="untreated"), expected)
+
+
+def test_assessment_times_end_at_the_horizon(small_config_path):
+    from immunosim.experiments.sweep import plan
+
+    text = small_config_path.read_text().replace("horizon = 240", "horizon = 200").replace(
+        "[outcomes]", "[outcomes]\nassessment_every = 7")
+    small_config_path.write_text(text)
+    p = plan(load_config(small_config_path))
+    assert p.t_assess[-1] == 200 and p.t_assess[-2] == 196
+    np.testing.assert_array_equal(np.diff(p.t_assess[:-1]), 7)

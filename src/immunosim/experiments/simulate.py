@@ -104,6 +104,14 @@ def run_batch(
     return sol, treated
 
 
+def save_grid(horizon: float, every: float) -> np.ndarray:
+    """Times ``0, every, 2 every, ...`` up to and always including ``horizon`` as the last point
+    (a last step shorter than ``every`` when ``horizon`` is not a multiple of it)."""
+    t = np.arange(0.0, horizon, every)
+    t = t[t < horizon - 1e-9 * every]
+    return np.append(t, float(horizon))
+
+
 def dose_table(intervention_lists: Sequence[Sequence]) -> np.ndarray:
     """Dosing times (MSC infusions, HSCT) of each list of interventions, sorted and NaN padded,
     shape ``(len(intervention_lists), max number of doses)`` (at least one column)."""
@@ -173,8 +181,7 @@ def simulate(
         raise ValueError(f"scenarios: duplicate names in {names}")
     if not horizon > 0 or not save_every > 0:
         raise ValueError("horizon and save_every must be positive (days)")
-    t_eval = np.arange(0.0, horizon + 0.5 * save_every, save_every)
-    t_eval[-1] = min(t_eval[-1], horizon)
+    t_eval = save_grid(horizon, save_every)
     base = dict(parameters or {})
     params = np.stack([m.PARAMETERS.vector({**base, **dict(s.parameters)}) for s in scenarios])
     sol, treated = run_batch(params, [s.interventions for s in scenarios], t_eval,

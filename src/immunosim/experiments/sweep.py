@@ -32,7 +32,7 @@ from .cohort import Cohort, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
 from .outcomes import OUTCOME_ATTRS, activity_at, classify
-from .simulate import dose_table, initial_states, run_batch, status_attrs
+from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -89,8 +89,7 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
     design = expand(cfg)
     scenarios = cfg.build_scenarios()
     dt = cfg.outcomes.assessment_every
-    t_assess = np.arange(0.0, cfg.horizon + 0.5 * dt, dt)
-    t_assess[-1] = min(t_assess[-1], cfg.horizon)
+    t_assess = save_grid(cfg.horizon, dt)
     ratio = cfg.output.trajectory_every / dt
     if cfg.output.trajectories and abs(ratio - round(ratio)) > 1e-9:
         raise ConfigError(f"output.trajectory_every: {cfg.output.trajectory_every!r} must be a "
