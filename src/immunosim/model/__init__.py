@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-_MODEL_FILES = ("sle_msc.py", "steady_states.py", "activity.py", "interventions.py")
+_MODEL_FILES = ("sle_msc.py", "sle_msc_parameters.py", "steady_states.py", "activity.py",
+                "interventions.py", "regimens.py")
 
 
 def model_digest() -> str:

@@ -1,23 +1,27 @@
-"""SLEDAI-2K-like disease-activity score computed from the model states.
+"""Graded SLEDAI-2K-like disease activity and the observables clinicians read.
 
-SLEDAI-2K (Gladman DD, Ibanez D, Urowitz MB, J Rheumatol 2002;29:288) scores 24 descriptors as
-present or absent in the last 10 days. The model represents the serological and renal ones, which
-carry the disease in refractory lupus nephritis (Liang J et al., Ann Rheum Dis 2010: SLEDAI
-12.2 +- 3.3 at baseline):
+SLEDAI-2K (Gladman DD, Ibanez D, Urowitz MB, J Rheumatol 2002;29:288) scores 24 descriptors,
+each with a fixed weight, as present or absent in the last 10 days. The model scores every item
+it can represent from three read-outs:
 
-============== ====== ===================================== ========================================
-item           points model read-out                        threshold (source)
-============== ====== ===================================== ========================================
-anti-dsDNA     2      ``anti_dsdna`` (IU/mL)                > 30 IU/mL (assay cut-off; assumed)
-low complement 2      ``c3`` (mg/dL)                        < 90 mg/dL (lower reference limit of C3)
-proteinuria    4      ``proteinuria`` (g/24h)               > 0.5 g/24h (SLEDAI-2K definition)
-hematuria      4      ``renal_inflammation`` (1)            > 1, i.e. immune complexes above the
-                                                            half-maximal injury level (assumed proxy
-                                                            for > 5 RBC/hpf of active nephritis)
-============== ====== ===================================== ========================================
+* **renal activity** ``renal_inflammation = IC * renal_susceptibility * (1 - GC effect) /
+  ic_k50`` (immune-complex nephritis; glucocorticoids act on it within days);
+* **systemic activity** ``extrarenal_activity = inflammation * extrarenal_susceptibility``
+  (the systemic inflammation state, driven by immune complexes);
+* **serology and urine**: anti-dsDNA (IU/mL), C3 (mg/dL), proteinuria (g/24h).
 
-The maximum of the modelled items is 12; the default patient's diseased state scores all four.
-Other SLEDAI items (rash, arthritis, ...) are not modelled.
+Each item has its SLEDAI-2K weight and a threshold on its read-out. The thresholds of the renal
+and systemic items are staggered (``assumed``: no data tie a deposit level to a descriptor), so
+that as activity falls the items clear one by one and a partial response can stop between them;
+the two patient-level susceptibilities spread the cohort's baseline (observed 12.2 +- 3.3,
+Liang 2010). Items the model cannot represent (CNS, myositis, ...) are not scored.
+
+Two versions of the score:
+
+* ``activity``: the SLEDAI-2K-like total (integer points), an item counts when its read-out is
+  past its threshold;
+* ``expected_activity``: each item weighted by a smooth probability of being recorded,
+  ``v^k / (v^k + thr^k)`` with ``k = ITEM_STEEPNESS`` (for means and smooth plots).
 """
 
 from __future__ import annotations
@@ -31,33 +35,74 @@ from . import sle_msc as m
 
 @dataclass(frozen=True)
 class ActivityItem:
-    """One SLEDAI-like descriptor: ``points`` when ``variable`` is beyond ``threshold``."""
+    """One SLEDAI-2K descriptor: ``points`` when ``variable`` is beyond ``threshold``."""
 
     name: str
     points: int
     variable: str
     threshold: float
     above: bool
-    unit: str
+    domain: str  # "renal", "serology", "extrarenal"
+    major_organ: bool  # counts as major-organ activity (LLDAS, response definitions)
     source: str
 
 
+_RENAL = "assumed threshold on renal immune-complex activity (staggered)"
+_SYST = "assumed threshold on systemic inflammation (staggered)"
+
 ITEMS: tuple[ActivityItem, ...] = (
-    ActivityItem("anti_dsdna", 2, "anti_dsdna", 30.0, True, "IU/mL",
+    ActivityItem("proteinuria", 4, "proteinuria", 0.5, True, "renal", True,
+                 "SLEDAI-2K: new onset or increase > 0.5 g/24 h"),
+    ActivityItem("hematuria", 4, "renal_inflammation", 1.5, True, "renal", True,
+                 "SLEDAI-2K: > 5 RBC/hpf; " + _RENAL),
+    ActivityItem("pyuria", 4, "renal_inflammation", 3.0, True, "renal", True,
+                 "SLEDAI-2K: > 5 WBC/hpf; " + _RENAL),
+    ActivityItem("urinary_casts", 4, "renal_inflammation", 4.5, True, "renal", True,
+                 "SLEDAI-2K: heme-granular or RBC casts; " + _RENAL),
+    ActivityItem("anti_dsdna", 2, "anti_dsdna", 30.0, True, "serology", False,
                  "SLEDAI-2K increased DNA binding; cut-off assumed (assay-specific)"),
-    ActivityItem("low_complement", 2, "c3", 90.0, False, "mg/dL",
-                 "SLEDAI-2K low complement; C3 lower reference limit"),
-    ActivityItem("proteinuria", 4, "proteinuria", 0.5, True, "g/24h",
-                 "SLEDAI-2K proteinuria > 0.5 g/24 h"),
-    ActivityItem("hematuria", 4, "renal_inflammation", 1.0, True, "1",
-                 "SLEDAI-2K hematuria; assumed proxy: IC above half-maximal injury"),
+    ActivityItem("low_complement", 2, "c3", 90.0, False, "serology", False,
+                 "SLEDAI-2K low complement; C3 lower reference limit 90 mg/dL"),
+    ActivityItem("rash", 2, "extrarenal_activity", 1.0, True, "extrarenal", False,
+                 "SLEDAI-2K: inflammatory rash; " + _SYST),
+    ActivityItem("arthritis", 4, "extrarenal_activity", 1.5, True, "extrarenal", False,
+                 "SLEDAI-2K: >= 2 joints with pain and signs of inflammation; " + _SYST),
+    ActivityItem("leukopenia", 1, "extrarenal_activity", 2.0, True, "extrarenal", False,
+                 "SLEDAI-2K: < 3000 WBC/mm3; " + _SYST),
+    ActivityItem("alopecia", 2, "extrarenal_activity", 2.5, True, "extrarenal", False,
+                 "SLEDAI-2K: abnormal, patchy or diffuse hair loss; " + _SYST),
+    ActivityItem("mucosal_ulcers", 2, "extrarenal_activity", 3.0, True, "extrarenal", False,
+                 "SLEDAI-2K: oral or nasal ulcerations; " + _SYST),
+    ActivityItem("fever", 1, "extrarenal_activity", 3.5, True, "extrarenal", False,
+                 "SLEDAI-2K: > 38 C without infection; " + _SYST),
+    ActivityItem("serositis", 2, "extrarenal_activity", 4.0, True, "extrarenal", False,
+                 "SLEDAI-2K: pleurisy or pericarditis (2 points each; one item here); " + _SYST),
+    ActivityItem("thrombocytopenia", 1, "extrarenal_activity", 5.0, True, "extrarenal", False,
+                 "SLEDAI-2K: < 100,000 platelets/mm3; " + _SYST),
+    ActivityItem("vasculitis", 8, "extrarenal_activity", 6.0, True, "extrarenal", True,
+                 "SLEDAI-2K: ulceration, gangrene, nodules, infarction or biopsy-proven; " + _SYST),
 )
+
+#: Steepness of the smooth item probability behind ``expected_activity`` (assumed: an item is
+#: recorded with probability 0.5 at its threshold and 0.9 at 1.44x it).
+ITEM_STEEPNESS = 6.0
+
+#: Bit of each item in the ``items`` bitmask, and masks of item groups.
+ITEM_BIT: dict[str, int] = {it.name: 1 << k for k, it in enumerate(ITEMS)}
+ITEM_WEIGHTS = np.array([it.points for it in ITEMS], dtype=np.float64)
+SEROLOGY_MASK = sum(ITEM_BIT[it.name] for it in ITEMS if it.domain == "serology")
+RENAL_MASK = sum(ITEM_BIT[it.name] for it in ITEMS if it.domain == "renal")
+MAJOR_ORGAN_MASK = sum(ITEM_BIT[it.name] for it in ITEMS if it.major_organ)
+MAX_SCORE = int(ITEM_WEIGHTS.sum())
 
 #: Read-outs derived from the states (name -> (unit, long name)).
 OBSERVABLES: dict[str, tuple[str, str]] = {
     "proteinuria": ("g/24h", "24-hour urinary protein"),
-    "renal_inflammation": ("1", "Immune-complex renal inflammation (IC / ic_k50)"),
+    "renal_inflammation": ("1", "Renal immune-complex activity (IC x susceptibility / ic_k50)"),
+    "extrarenal_activity": ("1", "Systemic inflammation x extra-renal susceptibility"),
     "activity": ("points", "SLEDAI-2K-like disease activity"),
+    "expected_activity": ("points", "SLEDAI-2K-like activity, expected (smooth) version"),
+    "clinical_activity": ("points", "SLEDAI-2K-like activity without serology"),
 }
 
 
@@ -67,8 +112,8 @@ def _param(p: np.ndarray, name: str, ndim: int) -> np.ndarray:
     return np.reshape(v, np.shape(v) + (1,) * (ndim - 1 - np.ndim(v)))
 
 
-def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
-    """Derived read-outs.
+def readouts(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """The variables the items are scored on, each of shape ``y.shape[:-1]``.
 
     Parameters
     ----------
@@ -76,29 +121,67 @@ def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         States; leading axes e.g. ``(P, n_time)``.
     p : ndarray, shape (n_params,) or (P, n_params)
         Parameters; a 2-D ``p`` matches the first axis of ``y``.
-
-    Returns
-    -------
-    dict of ndarray, each of shape ``y.shape[:-1]``
-        ``proteinuria`` (g/24h), ``renal_inflammation`` (1), ``activity`` (points).
     """
     y = np.asarray(y, dtype=float)
     nd = y.ndim
-    dmg = y[..., m.DAMAGE]
-    prot = _param(p, "proteinuria_base", nd) + _param(p, "proteinuria_max", nd) * dmg
-    infl = y[..., m.IC] / _param(p, "ic_k50", nd)
-    values = {
-        "anti_dsdna": y[..., m.ANTI_DSDNA],
-        "c3": y[..., m.C3],
-        "proteinuria": prot,
-        "renal_inflammation": infl,
-    }
-    score = np.zeros(y.shape[:-1])
-    for item in ITEMS:
-        v = values[item.variable]
-        hit = v > item.threshold if item.above else v < item.threshold
-        score = score + item.points * hit
-    return {"proteinuria": prot, "renal_inflammation": infl, "activity": score}
+    prot = _param(p, "proteinuria_base", nd) + _param(p, "proteinuria_max", nd) * y[..., m.DAMAGE]
+    gc = np.maximum(y[..., m.GC], 0.0)
+    e_gc = gc / (gc + _param(p, "gc_ec50", nd))
+    renal = (np.maximum(y[..., m.IC], 0.0) * _param(p, "renal_susceptibility", nd)
+             * (1.0 - _param(p, "gc_emax_renal", nd) * e_gc) / _param(p, "ic_k50", nd))
+    syst = np.maximum(y[..., m.INFLAMMATION], 0.0) * _param(p, "extrarenal_susceptibility", nd)
+    return {"proteinuria": prot, "renal_inflammation": renal, "extrarenal_activity": syst,
+            "anti_dsdna": y[..., m.ANTI_DSDNA], "c3": y[..., m.C3]}
+
+
+def item_presence(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Items present, shape ``(..., n_items)`` (bool), from :func:`readouts`."""
+    cols = []
+    for it in ITEMS:
+        v = values[it.variable]
+        cols.append(v > it.threshold if it.above else v < it.threshold)
+    return np.stack(cols, axis=-1)
+
+
+def item_probability(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Smooth probability that each item is recorded, shape ``(..., n_items)``."""
+    cols = []
+    k = ITEM_STEEPNESS
+    for it in ITEMS:
+        r = np.maximum(values[it.variable], 0.0) / it.threshold
+        with np.errstate(divide="ignore", over="ignore"):
+            rk = r**k if it.above else np.where(r > 0, r**-k, np.inf)
+        cols.append(np.where(np.isinf(rk), 1.0, rk / (1.0 + rk)))
+    return np.stack(cols, axis=-1)
+
+
+def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """Derived read-outs (the keys of :data:`OBSERVABLES`), each of shape ``y.shape[:-1]``.
+
+    Parameters
+    ----------
+    y : ndarray, shape (..., n_states)
+    p : ndarray, shape (n_params,) or (P, n_params)
+    """
+    v = readouts(y, p)
+    present = item_presence(v)
+    score = present.astype(float) @ ITEM_WEIGHTS
+    sero = present[..., [it.domain == "serology" for it in ITEMS]].astype(float) @ np.array(
+        [it.points for it in ITEMS if it.domain == "serology"], dtype=float)
+    expected = item_probability(v) @ ITEM_WEIGHTS
+    bad = ~np.isfinite(np.asarray(y, dtype=float)).all(axis=-1)
+    for a in (score, sero, expected):
+        a[bad] = np.nan
+    return {"proteinuria": v["proteinuria"], "renal_inflammation": v["renal_inflammation"],
+            "extrarenal_activity": v["extrarenal_activity"], "activity": score,
+            "expected_activity": expected, "clinical_activity": score - sero}
+
+
+def item_bitmask(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Items present as an ``int64`` bitmask (bit ``k`` = ``ITEMS[k]``), shape ``y.shape[:-1]``."""
+    present = item_presence(readouts(y, p))
+    bits = np.array([1 << k for k in range(len(ITEMS))], dtype=np.int64)
+    return (present.astype(np.int64) * bits).sum(axis=-1)
 
 
 def activity(y: np.ndarray, p: np.ndarray) -> np.ndarray:

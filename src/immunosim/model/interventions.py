@@ -3,8 +3,9 @@
 Dosing follows the pharmacometric ``amt / ii / addl`` record: an :class:`MSCInfusion` is an amount
 (cells/kg), a first time, an interval and a count. :class:`HSCT` is an immunoablation event
 (fractional depletion of lymphocytes and plasmablasts, most long-lived plasma cells spared);
-reconstitution then follows the model's own production terms. :class:`StandardTherapy` is a
-background suppression that changes a parameter rather than the state.
+reconstitution then follows the model's own production and recovery terms. Drug regimens are in
+:mod:`immunosim.model.regimens`. :class:`StandardTherapy` is a legacy constant suppression that
+changes a parameter rather than the state.
 
 An event is ``(time, state_index, op, value)`` with ``op`` one of :data:`OP_ADD`,
 :data:`OP_SCALE`, :data:`OP_SET`; the ODE engine applies them inside the batched solve.
@@ -26,8 +27,12 @@ Event = tuple[float, int, int, float]
 
 CELLS_PER_UNIT = 1e6  # the MSC state is in 1e6 cells/kg
 
-#: Compartments emptied by HSCT conditioning (high-dose cyclophosphamide + ATG).
-HSCT_LYMPHOID = (m.TFH, m.B_NAIVE, m.B_GC, m.B_MEM, m.PLASMABLAST)
+#: B-lineage compartments removed by HSCT (conditioning plus a CD34-selected graft).
+HSCT_B_LINEAGE = (m.B_NAIVE, m.B_GC, m.B_MEM, m.PLASMABLAST)
+#: Cyclophosphamide conditioning: 50 mg/kg on each of 4 days, 200 mg/kg in all (Burt RK et al.,
+#: JAMA 2006;295:527).
+HSCT_CYC_MG_PER_KG = 50.0
+HSCT_CYC_DAYS = 4
 
 
 @dataclass(frozen=True)
@@ -77,49 +82,80 @@ class MSCInfusion:
 
 @dataclass(frozen=True)
 class HSCT:
-    """Autologous haematopoietic stem-cell transplantation as an immunoablation event.
+    """Autologous haematopoietic stem-cell transplantation as a regimen.
+
+    Conditioning is cyclophosphamide 200 mg/kg (4 x 50 mg/kg, through the model's own
+    cyclophosphamide kill of dividing cells) with rabbit/equine ATG (Burt RK et al., JAMA
+    2006;295:527); the graft is CD34-selected. Reconstitution then follows the model's own
+    kinetics: naive B cells return from the marrow within months (``naive_turnover``), the CD4
+    T-cell pool over one to two years (``cd4_recovery_half_life``), and Tfh with it.
 
     Parameters
     ----------
     time : float
-        Day of conditioning / transplant.
+        Day conditioning starts (day 0 of the transplant).
     depletion : float
-        Fraction of Tfh, naive, GC and memory B cells, plasmablasts and induced regulatory cells
-        removed. Default 0.99: assumed for lymphoablative cyclophosphamide + ATG conditioning
-        (Burt RK et al., JAMA 2006; Alexander T et al., Blood 2009;113:214 [secondary]).
+        Fraction of naive, GC and memory B cells and plasmablasts removed by ATG and the selected
+        graft beyond the cyclophosphamide kill. Default 0.99, assumed for lymphoablative
+        conditioning (Alexander T et al., Blood 2009;113:214 [secondary]).
+    t_cell_depletion : float
+        Fraction of the CD4 T-cell pool (and Tfh) removed by ATG. Default 0.95, assumed (CD4
+        counts fall to a few percent of normal after ATG-based conditioning [secondary]).
     llpc_depletion : float
-        Fraction of long-lived plasma cells removed; smaller, since LLPC resist cytotoxic drugs
+        Fraction of long-lived plasma cells removed; small, since LLPC resist cytotoxic drugs
         (Hoyer BF et al., J Exp Med 2004) and ATG removes part of them (Alexander 2009
         [secondary]). Default 0.5, assumed.
     regulatory_reset : float
-        Level the regulatory state is set to: the reconstituted immune system is rich in
-        regenerated FoxP3+ Tregs and tolerant (Alexander T et al., Blood 2009;113:214
-        [secondary]). Default 1.0 (below the peak after 1e6 MSC/kg), assumed.
+        Level the regulatory state is set to after conditioning. ATG removes regulatory cells
+        with the rest; the regenerated repertoire is Treg-rich (Alexander 2009) but this comes
+        back with the CD4 pool. Default 0.0, assumed.
+    trm : float
+        Probability of treatment-related death (competing event). Default 0.05, between the
+        2% of Burt 2006 and the 12% of the European registry (Jayne D et al., Lupus
+        2004;13:168).
+    trm_window : float
+        Deaths fall uniformly within this many days after ``time`` (assumed: transplant-related
+        deaths are early, mostly infections within the first 100 days).
     """
 
     time: float
     depletion: float = 0.99
+    t_cell_depletion: float = 0.95
     llpc_depletion: float = 0.5
-    regulatory_reset: float = 1.0
+    regulatory_reset: float = 0.0
+    trm: float = 0.05
+    trm_window: float = 100.0
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.time) or self.time < 0:
             raise ValueError(f"time: {self.time!r} is not a non-negative day")
-        for name in ("depletion", "llpc_depletion"):
+        for name in ("depletion", "t_cell_depletion", "llpc_depletion", "trm"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}: {v!r} is not a fraction in [0, 1]")
         if not (np.isfinite(self.regulatory_reset) and self.regulatory_reset >= 0):
             raise ValueError(f"regulatory_reset: {self.regulatory_reset!r} is not >= 0")
+        if not (np.isfinite(self.trm_window) and self.trm_window > 0):
+            raise ValueError(f"trm_window: {self.trm_window!r} is not > 0 days")
 
     def dose_times(self) -> np.ndarray:
         return np.array([self.time])
 
     def events(self, p: np.ndarray) -> list[Event]:
-        ev = [(float(self.time), s, OP_SCALE, 1.0 - self.depletion) for s in HSCT_LYMPHOID]
-        ev.append((float(self.time), m.LLPC, OP_SCALE, 1.0 - self.llpc_depletion))
-        ev.append((float(self.time), m.REG, OP_SET, float(self.regulatory_reset)))
+        t = float(self.time)
+        ev: list[Event] = [(t + d, m.CYC, OP_ADD, HSCT_CYC_MG_PER_KG) for d in range(HSCT_CYC_DAYS)]
+        ev += [(t, s, OP_SCALE, 1.0 - self.depletion) for s in HSCT_B_LINEAGE]
+        ev += [(t, s, OP_SCALE, 1.0 - self.t_cell_depletion) for s in (m.CD4, m.TFH)]
+        ev.append((t, m.LLPC, OP_SCALE, 1.0 - self.llpc_depletion))
+        ev.append((t, m.REG, OP_SET, float(self.regulatory_reset)))
         return ev
+
+    def death_time(self, u: float) -> float:
+        """Day of treatment-related death for a patient's uniform draw ``u``, or NaN (survives):
+        death when ``u < trm``, at ``time + trm_window * u / trm``."""
+        if u < self.trm:
+            return float(self.time + self.trm_window * u / self.trm)
+        return float("nan")
 
 
 @dataclass(frozen=True)
@@ -148,7 +184,7 @@ class StandardTherapy:
         return q
 
 
-Intervention = MSCInfusion | HSCT | StandardTherapy
+Intervention = MSCInfusion | HSCT | StandardTherapy  # and the drug records of .regimens
 
 
 def apply_parameters(interventions, p: np.ndarray) -> np.ndarray:

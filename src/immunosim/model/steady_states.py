@@ -18,7 +18,9 @@ from . import sle_msc as m
 
 #: Scan grid of the antigen level (healthy = 1); the diseased state sits at a few units.
 _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
-_BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
+_BISECTIONS = 52
+#: States whose stability decides healthy vs diseased (all but the drug doses and exposures).
+_DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])  # grid cells are < 1% wide: 52 halvings reach double precision
 
 
 def _positive_root(a, b, c):
@@ -40,8 +42,8 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    y : ndarray, shape ``np.shape(ag) + (13,)``
-        The state, with ``antigen = ag``.
+    y : ndarray, shape ``np.shape(ag) + (n_states,)``
+        The state, with ``antigen = ag`` (no MSCs, no drugs, CD4 pool at 1).
     ag_implied : ndarray, shape ``np.shape(ag)``
         The antigen level this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
     """
@@ -51,7 +53,7 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     u = q["std_therapy"]
     h = q["antigen_hill"]
     stim = ag**h / (ag**h + q["antigen_k50"] ** h)
-    tfh = 1.0 + q["tfh_expansion"] * stim
+    tfh = 1.0 + q["tfh_expansion"] * stim  # CD4 pool at its healthy level 1
     help_ = tfh / (tfh + q["tfh_help_k50"])
     act = q["activation_rate"] * stim * help_ * (1.0 - u)
     react = q["memory_reactivation"] * stim * help_ * (1.0 - u)
@@ -75,19 +77,23 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                                q["c3_turnover"], q["c3_consumption"])
     ic = _positive_root(d_ic * eps * k_cons, form * k_cons - d_ic * k_c3, form * k_c3)
     c3 = q["c3_normal"] * k_c3 / (k_c3 + k_cons * ic)
-    injury = ic * ic / (ic * ic + q["ic_k50"] ** 2)
+    icr = ic * q["renal_susceptibility"]
+    injury = icr * icr / (icr * icr + q["ic_k50"] ** 2)
     dmg = q["damage_rate"] * injury / (q["damage_rate"] * injury + q["repair_rate"])
-    ag_implied = (1.0 + q["damage_antigen_release"] * dmg) / (
+    infl = ic / q["ic_k50"]
+    release = 1.0 + q["damage_antigen_release"] * dmg + q["inflammation_antigen_release"] * infl
+    ag_implied = release / (
         1.0 + q["antigen_consumption"] * q["ic_formation"] * ab / q["antigen_clearance"]
     )
     zero = np.zeros_like(ag)
-    y = np.stack(np.broadcast_arrays(zero, zero, tfh, bn, bg, bm, pb, pl, ab, ag, ic, c3, dmg),
-                 axis=-1)
+    one = np.ones_like(ag)
+    core = (zero, zero, one, tfh, bn, bg, bm, pb, pl, ab, ag, ic, c3, dmg, infl)
+    y = np.stack(np.broadcast_arrays(*core, *([zero] * len(m.DRUG_STATES))), axis=-1)
     return y, ag_implied
 
 
 def numerical_jacobian(y: np.ndarray, p: np.ndarray, rel: float = 1e-7) -> np.ndarray:
-    """Central-difference Jacobian of :func:`sle_msc.rhs` at ``y``, shape (13, 13)."""
+    """Central-difference Jacobian of :func:`sle_msc.rhs` at ``y``, shape (n_states, n_states)."""
     n = y.size
     jac = np.empty((n, n))
     fp, fm = np.empty(n), np.empty(n)
@@ -145,7 +151,10 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     ys = state_given_antigen(0.5 * (lo + hi), q)[0]
     out: list[list[SteadyState]] = [[] for _ in range(params.shape[0])]
     for k in range(pi.size):  # roots come sorted by patient, then by antigen
-        eig = np.linalg.eigvals(numerical_jacobian(ys[k], q[k]))
+        # Drug states are inert at zero exposure (dose states have a zero eigenvalue, CAR-T would
+        # grow from a seed): stability is that of the disease states.
+        jac = numerical_jacobian(ys[k], q[k])
+        eig = np.linalg.eigvals(jac[np.ix_(_DISEASE, _DISEASE)])
         lead = float(np.max(eig.real))
         out[pi[k]].append(SteadyState(y=ys[k], stable=lead < 0.0, leading_eigenvalue=lead))
     return out

@@ -29,7 +29,7 @@ from .status import MAX_STEPS, NONFINITE, STEP_UNDERFLOW, SUCCESS
 #: Largest number of states and of dense-output coefficients (rows of ``W``) the lane driver
 #: takes: saves are evaluated in straight loops of these fixed lengths. Larger problems run on
 #: the one-trajectory driver (same results).
-NPAD = 16
+NPAD = 24
 NM = 4
 
 if LANES % 8 or NPAD % 8:  # the dense-output transposes move whole 8 x 8 blocks
