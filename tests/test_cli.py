@@ -17,7 +17,7 @@ def cli(*args, cwd=None):
 def test_info_lists_parameters_with_units_and_sources():
     r = cli("info")
     assert r.returncode == 0
-    assert "msc_half_life = 1 d [0.5, 2]; Lee RH et al." in r.stdout
+    assert "msc_half_life = 1 d [0.5, 2]; mice: Lee RH et al." in r.stdout
     assert "igg_half_life = 21 d" in r.stdout
 
 

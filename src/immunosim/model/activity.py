@@ -170,8 +170,7 @@ def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         [it.points for it in ITEMS if it.domain == "serology"], dtype=float)
     expected = item_probability(v) @ ITEM_WEIGHTS
     bad = ~np.isfinite(np.asarray(y, dtype=float)).all(axis=-1)
-    for a in (score, sero, expected):
-        a[bad] = np.nan
+    score, sero, expected = (np.where(bad, np.nan, a) for a in (score, sero, expected))
     return {"proteinuria": v["proteinuria"], "renal_inflammation": v["renal_inflammation"],
             "extrarenal_activity": v["extrarenal_activity"], "activity": score,
             "expected_activity": expected, "clinical_activity": score - sero}

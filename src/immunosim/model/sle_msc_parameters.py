@@ -48,7 +48,7 @@ _MSC = (
     Parameter("reg_max", 2.0, "1", 0.5, 5.0,
               "assumed: the induced regulatory state saturates (finite Treg/Breg niche)",
               "Ceiling of the MSC-induced regulatory state"),
-    Parameter("reg_half_life", 90.0, "d", 30.0, 365.0,
+    Parameter("reg_half_life", 150.0, "d", 30.0, 365.0,
               "assumed: hit and run, clinical benefit lasts 6-12+ months after MSCs are "
               "cleared (" + _LIT + " section 2)",
               "Half-life of the MSC-induced regulatory state"),
@@ -256,8 +256,9 @@ _DRUGS = (
     Parameter("mmf_ec50", 1.0, "g/d", 0.3, 3.0,
               "assumed: 2-3 g/d (ALMS, Appel GB et al., J Am Soc Nephrol 2009;20:1103) near "
               "maximal effect", "Mycophenolate dose giving half-maximal effect"),
-    Parameter("mmf_emax", 0.6, "1", 0.2, 0.9,
-              "assumed strength; mechanism: IMPDH inhibition, lymphocyte proliferation",
+    Parameter("mmf_emax", 0.4, "1", 0.1, 0.9,
+              "assumed strength, moderate because the target patients are refractory to "
+              "standard therapy; mechanism: IMPDH inhibition, lymphocyte proliferation",
               "Maximal mycophenolate suppression of lymphocyte proliferation and activation"),
     Parameter("hcq_half_life", 40.0, "d", 20.0, 60.0,
               "terminal blood half-life of hydroxychloroquine ~40-50 d (Tett SE et al., Br J "
