@@ -74,12 +74,12 @@ def bistability_figure(path: Path) -> None:
                 label=str(ds.scenario.values[i]))
     ax.set_xlabel("months after first infusion")
     ax.set_ylabel("SLEDAI-like activity (points)")
-    ax.set_title("Default patient starts diseased (activity 12)")
-    ax.set_ylim(-1, 13.5)
+    ax.set_title("Default patient starts diseased (activity 14)")
+    ax.set_ylim(-1, 16)
     ax.legend(fontsize=8, loc="center right")
     y0 = ds.isel(time=0)
     assert float(activity(np.array([y0[s].values[0] for s in m.STATE_NAMES]),
-                          m.PARAMETERS.defaults())) == 12
+                          m.PARAMETERS.defaults())) == 14
     fig.savefig(path, dpi=130)
     plt.close(fig)
 

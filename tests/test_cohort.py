@@ -33,7 +33,7 @@ def test_every_patient_starts_diseased():
     c = sample_cohort(cohort_cfg(40), BASE, seed=3)
     for p, y in zip(c.params, c.y0):
         np.testing.assert_allclose(m.rhs_py(0, y, p), 0, atol=1e-8)
-        assert activity(y, p) >= 8
+        assert activity(y, p) >= 6 and y[m.ANTIGEN] > 1.5  # graded, but diseased
 
 
 def test_marginals_match_the_requested_distributions():

@@ -27,7 +27,7 @@ def test_layout_units_and_names(ds):
 
 def test_untreated_stays_in_the_diseased_state(ds):
     u = ds.sel(scenario="untreated")
-    assert (u.activity == 12).all()
+    assert (u.activity == 14).all()
     np.testing.assert_allclose(u.anti_dsdna, u.anti_dsdna[0], rtol=1e-6)
 
 
@@ -35,7 +35,7 @@ def test_doses_marked_and_applied(ds):
     np.testing.assert_array_equal(ds.dose_time.sel(scenario="msc").values[:2], [10, 40])
     msc = ds.msc.sel(scenario="msc")
     assert float(msc.sel(time=8)) == 0.0 and float(msc.sel(time=10)) == pytest.approx(1.0)
-    assert float(ds.activity.sel(scenario="msc", time=400)) < 12
+    assert float(ds.activity.sel(scenario="msc", time=400)) < 14
 
 
 def test_hsct_depletes_then_reconstitutes(ds):

@@ -10,19 +10,22 @@ from immunosim.model.steady_states import diseased_state, healthy_state, steady_
 # Which derivatives each parameter enters (indices into STATE_NAMES). This pins the positional
 # unpacking in rhs() to the parameter table: a swapped index changes the pattern.
 S = m.STATE_INDEX
-Z_TARGETS = {S[k] for k in ("reg", "tfh", "b_naive", "b_gc", "b_mem", "plasmablast", "llpc",
+Z_TARGETS = {S[k] for k in ("tfh", "b_naive", "b_gc", "b_mem", "plasmablast", "llpc",
                             "anti_dsdna", "damage")}
+B_CELLS = {S["b_naive"], S["b_gc"], S["b_mem"]}
+HELPED = {S["tfh"]} | B_CELLS
 EXPECTED = {
-    "msc_half_life": {S["msc"]}, "msc_ec50": Z_TARGETS, "potency_bm": set(), "potency_uc": set(),
-    "reg_induction": {S["reg"]}, "reg_half_life": {S["reg"]},
-    "theta_prolif": {S["b_gc"]}, "theta_activation": {S["b_naive"], S["b_gc"], S["b_mem"]},
-    "theta_differentiation": {S["plasmablast"], S["llpc"]}, "theta_secretion": {S["anti_dsdna"]},
-    "theta_tfh": {S["tfh"]}, "theta_repair": {S["damage"]},
-    "tfh_turnover": {S["tfh"]}, "tfh_expansion": {S["tfh"]},
-    "tfh_help_k50": {S["b_naive"], S["b_gc"], S["b_mem"]}, "naive_turnover": {S["b_naive"]},
+    "msc_half_life": {S["msc"]}, "msc_ec50": Z_TARGETS | {S["reg"]}, "potency_bm": set(),
+    "potency_uc": set(), "msc_response": Z_TARGETS, "msc_signal_k50": Z_TARGETS,
+    "reg_induction": {S["reg"]}, "reg_max": {S["reg"]}, "reg_half_life": {S["reg"]},
+    "emax_prolif": {S["b_gc"]}, "emax_activation": B_CELLS,
+    "emax_differentiation": {S["plasmablast"], S["llpc"]}, "emax_secretion": {S["anti_dsdna"]},
+    "emax_tfh": {S["tfh"]}, "emax_repair": {S["damage"]},
+    "cd4_recovery_half_life": {S["cd4"]},
+    "tfh_turnover": {S["tfh"]}, "tfh_expansion": {S["tfh"]}, "tfh_help_k50": B_CELLS,
+    "naive_turnover": B_CELLS,  # production, and the rituximab kill is a multiple of it
     "activation_rate": {S["b_naive"], S["b_gc"]},
-    "antigen_k50": {S["tfh"], S["b_naive"], S["b_gc"], S["b_mem"]},
-    "antigen_hill": {S["tfh"], S["b_naive"], S["b_gc"], S["b_mem"]},
+    "antigen_k50": HELPED, "antigen_hill": HELPED,
     "gc_renewal": {S["b_gc"]}, "gc_death": {S["b_gc"]},
     "gc_to_pc": {S["b_gc"], S["plasmablast"], S["llpc"]}, "gc_to_memory": {S["b_gc"], S["b_mem"]},
     "gc_capacity": {S["b_gc"]}, "memory_turnover": {S["b_mem"]},
@@ -32,12 +35,27 @@ EXPECTED = {
     "secretion_llpc": {S["anti_dsdna"]}, "igg_half_life": {S["anti_dsdna"]},
     "ic_formation": {S["anti_dsdna"], S["antigen"], S["immune_complex"]},
     "antigen_clearance": {S["antigen"]}, "damage_antigen_release": {S["antigen"]},
+    "inflammation_antigen_release": {S["antigen"]},
     "antigen_consumption": {S["antigen"]}, "ic_clearance": {S["immune_complex"]},
     "ic_clearance_c3_independent": {S["immune_complex"]},
     "c3_normal": {S["immune_complex"], S["c3"]}, "c3_turnover": {S["c3"]},
-    "c3_consumption": {S["c3"]}, "damage_rate": {S["damage"]}, "ic_k50": {S["damage"]},
-    "repair_rate": {S["damage"]}, "std_therapy": {S["b_naive"], S["b_gc"], S["b_mem"]},
+    "c3_consumption": {S["c3"]}, "damage_rate": {S["damage"]},
+    "ic_k50": {S["damage"], S["inflammation"]}, "repair_rate": {S["damage"]},
+    "inflammation_rate": {S["inflammation"]}, "std_therapy": B_CELLS,
     "proteinuria_base": set(), "proteinuria_max": set(),
+    "renal_susceptibility": {S["damage"]}, "extrarenal_susceptibility": set(),
+    "gc_effect_half_life": {S["gc"]},
+    "gc_ec50": HELPED | {S["damage"], S["inflammation"]},
+    "gc_emax_inflammation": {S["inflammation"]}, "gc_emax_renal": {S["damage"]},
+    "gc_emax_lymphocyte": HELPED,
+    "cyc_effect_half_life": {S["cyc"]},
+    "cyc_ec50": {S["tfh"], S["b_gc"], S["plasmablast"]},
+    "cyc_kmax": {S["tfh"], S["b_gc"], S["plasmablast"]},
+    "mmf_effect_half_life": {S["mmf"]}, "mmf_ec50": HELPED, "mmf_emax": HELPED,
+    "hcq_half_life": {S["hcq"]}, "hcq_ec50": HELPED, "hcq_emax": HELPED,
+    "rtx_half_life": {S["rtx"]}, "rtx_kill_fold": B_CELLS, "rtx_ec50": B_CELLS,
+    "car_expansion": {S["cart"]}, "car_contraction": {S["cart"]}, "car_target_k50": {S["cart"]},
+    "car_kill": B_CELLS | {S["plasmablast"]}, "car_kill_k50": B_CELLS | {S["plasmablast"]},
 }
 
 
@@ -48,8 +66,23 @@ def test_every_parameter_is_documented():
         assert p.assumed or any(ch.isdigit() for ch in p.source) or "standard" in p.source, p.name
 
 
+def test_rhs_matches_its_name_based_twin():
+    """The compiled, positional RHS equals tests/naive_sle_msc.py (written with names) at random
+    states, drug exposures included, and random parameter points."""
+    from tests.conftest import random_parameter_points
+    from tests.naive_sle_msc import rhs_by_name
+
+    rng = np.random.default_rng(3)
+    for p in random_parameter_points(40, seed=4):
+        y = rng.uniform(0.0, 3.0, m.N_STATES) * np.where(rng.random(m.N_STATES) < 0.2, 0, 1)
+        y[[m.ANTI_DSDNA, m.C3]] *= 50
+        y[[m.GC_DOSE, m.GC]] *= 30
+        np.testing.assert_allclose(m.rhs_py(0.0, y, p), rhs_by_name(y, p), rtol=1e-12,
+                                   atol=1e-12)
+
+
 def test_rhs_structure_matches_parameter_table():
-    p0 = m.PARAMETERS.vector({"antigen_consumption": 0.1})
+    p0 = m.PARAMETERS.vector({"antigen_consumption": 0.1, "std_therapy": 0.1})
     y = np.linspace(0.3, 1.5, m.N_STATES)
     y[m.REG] = 0.4  # reg's own decay must not mask its effect
     f0 = m.rhs_py(0.0, y, p0)
@@ -65,7 +98,8 @@ def test_default_patient_is_bistable_and_starts_diseased(default_params):
     assert [s.stable for s in ss] == [True, False, True]
     y_d = diseased_state(default_params)
     y_h = healthy_state(default_params)
-    assert activity(y_d, default_params) == 12  # Liang 2010: SLEDAI 12.2 +- 3.3
+    # proteinuria 4 + hematuria 4 + anti-dsDNA 2 + low C3 2 + rash 2 (Liang 2010: 12.2 +- 3.3)
+    assert activity(y_d, default_params) == 14
     assert activity(y_h, default_params) == 0
     assert y_d[m.C3] < 90 < y_h[m.C3]
     assert y_d[m.ANTI_DSDNA] > 100 > 30 > y_h[m.ANTI_DSDNA]
@@ -126,8 +160,13 @@ def independent_jacobian(y, p, rel=1e-6):
     return J
 
 
-def scaled_rhs(x, scale, p):
-    return m.rhs_py(0.0, x * scale, p)
+DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])
+
+
+def scaled_rhs(x, scale, p, y_full):
+    y = y_full.copy()
+    y[DISEASE] = x * scale
+    return m.rhs_py(0.0, y, p)[DISEASE]
 
 
 def test_steady_states_against_independent_root_finder():
@@ -151,12 +190,15 @@ def test_steady_states_against_independent_root_finder():
     for p, states in zip(params, batch):
         assert len(states) in (1, 3)
         for s in states:
-            scale = np.maximum(np.abs(s.y), 1e-6)
-            start = s.y * (1 + 0.01 * rng.uniform(-1, 1, s.y.size))
-            sol = root(scaled_rhs, start / scale, args=(scale, p), method="hybr", tol=1e-13)
+            # Drug states are zero and inert here: solve and judge stability on the others.
+            scale = np.maximum(np.abs(s.y[DISEASE]), 1e-6)
+            start = s.y[DISEASE] * (1 + 0.01 * rng.uniform(-1, 1, DISEASE.size))
+            sol = root(scaled_rhs, start / scale, args=(scale, p, s.y), method="hybr", tol=1e-13)
             assert sol.success, sol.message
-            np.testing.assert_allclose(sol.x * scale, s.y, rtol=1e-6, atol=1e-9)
-            lead = np.max(np.linalg.eigvals(independent_jacobian(s.y, p)).real)
+            np.testing.assert_allclose(sol.x * scale, s.y[DISEASE], rtol=1e-6, atol=1e-9)
+            assert np.all(s.y[list(m.DRUG_STATES)] == 0) and s.y[m.CD4] == 1
+            jac = independent_jacobian(s.y, p)[np.ix_(DISEASE, DISEASE)]
+            lead = np.max(np.linalg.eigvals(jac).real)
             assert (lead < 0) == s.stable, (lead, s.stable)
         # the batch rows are the rows' own states, not a neighbour's
         single = steady_states(p)
