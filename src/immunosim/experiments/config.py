@@ -19,8 +19,6 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import numpy as np
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     TypeAdapter,
@@ -37,6 +35,7 @@ else:  # pragma: no cover
 from ..engines.ode.tableaus import METHODS
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
+from ._config_types import Float, Fraction, Int, NonNeg, Pos, _Strict
 from .simulate import Scenario, SolverOptions
 
 
@@ -46,24 +45,6 @@ class ConfigError(ValueError):
 
 MAX_DEPTH = 24  # nesting of arrays / tables in a config file
 MAX_BYTES = 1_000_000  # a config is a small hand-written file
-
-
-def _no_bool(v: Any) -> Any:
-    """pydantic turns true/false into 1/0 where a number is expected; refuse that."""
-    if isinstance(v, bool):
-        raise ValueError(f"{str(v).lower()} is invalid: expected a number, not true/false")
-    return v
-
-
-Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Pos = Annotated[Float, Field(gt=0)]
-NonNeg = Annotated[Float, Field(ge=0)]
-Fraction = Annotated[Float, Field(ge=0, le=1)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
 # --- model and solver -------------------------------------------------------------------------
