@@ -163,6 +163,14 @@ class ScenarioConfig(_Strict):
 
     _v = field_validator("parameters")(_check_parameters)
 
+    @field_validator("therapy", mode="before")
+    @classmethod
+    def _therapy_list(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            raise ValueError("expected a list of drug records: [[scenarios.NAME.therapy]] "
+                             "tables, or therapy = [{ drug = ..., ... }]")
+        return v
+
     def msc_list(self) -> list[MSCConfig]:
         if self.msc is None:
             return []
