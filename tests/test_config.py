@@ -350,3 +350,18 @@ def test_therapy_axis_errors(axes, message):
     with pytest.raises(ConfigError) as e:
         parse_config(_axes_config(axes))
     assert str(e.value).startswith(message), str(e.value)
+
+
+def test_docs_therapy_example_validates():
+    import re
+    import warnings
+
+    text = (ROOT / "docs" / "configs.md").read_text()
+    section = text[text.index("## Therapy regimens"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the documented example is not suspicious
+        cfg = parse_config(tomllib.loads(block))
+    arms = {s.name: [type(iv).__name__ for iv in s.interventions] for s in cfg.build_scenarios()}
+    assert arms == {"induction": ["Glucocorticoid", "Mycophenolate"],
+                    "induction_msc": ["MSCInfusion", "Glucocorticoid", "Mycophenolate"]}
