@@ -97,3 +97,13 @@ def test_run_and_sweep(tmp_path):
 
     ds = xr.open_zarr(tmp_path / "o.zarr")
     assert set(ds.remission.dims) == {"scenario", "amount", "count", "patient"}
+
+
+def test_config_warning_is_one_line(tmp_path):
+    p = tmp_path / "w.toml"
+    p.write_text("[scenarios.soc]\ntherapy = [{ drug = 'glucocorticoid', oral_mg = 150 }]\n")
+    r = cli("validate", p)
+    assert r.returncode == 0 and ": ok" in r.stdout
+    assert r.stderr.strip().splitlines() == [
+        "immunosim: warning: scenarios.soc.therapy.0.oral_mg: 150 mg/d prednisone is above "
+        "100 mg/d (induction is 0.5-1 mg/kg/d, 35-70 mg/d)"]

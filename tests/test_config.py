@@ -127,6 +127,7 @@ tomlish = st.recursive(leaves, lambda c: st.one_of(st.lists(c, max_size=4),
                        max_leaves=20)
 
 
+@pytest.mark.filterwarnings("ignore::immunosim.experiments.config.ConfigWarning")
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(keys, tomlish, max_size=6))
 def test_random_configs_only_raise_config_errors(data):
@@ -136,6 +137,7 @@ def test_random_configs_only_raise_config_errors(data):
         assert "\n" not in str(e)
 
 
+@pytest.mark.filterwarnings("ignore::immunosim.experiments.config.ConfigWarning")
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(["horizon", "seed", "scenarios.msc.msc.amount",
                              "scenarios.msc.msc.count", "scenarios.msc.msc.interval",
@@ -148,3 +150,218 @@ def test_mutated_small_config(path, value):
         parse_config(with_(path, value))
     except ConfigError as e:
         assert "\n" not in str(e) and str(e).split(":")[0]
+
+
+# --- therapy records ----------------------------------------------------------------------------
+
+INDUCTION = [{"drug": "glucocorticoid", "pulse_mg": 500, "pulse_days": 3, "oral_mg": 40,
+              "taper_to": 5, "taper_weeks": 3},
+             {"drug": "mycophenolate", "dose": 2.0, "start": 3}]
+
+THERAPY_TOML = """
+horizon = 365
+[[scenarios.soc.therapy]]      # array-of-tables form
+drug = "glucocorticoid"
+pulse_mg = 500
+pulse_days = 3
+oral_mg = 40
+taper_to = 5
+taper_weeks = 3
+[[scenarios.soc.therapy]]
+drug = "mycophenolate"
+dose = 2.0
+start = 3
+[[scenarios.soc.therapy]]
+drug = "hydroxychloroquine"
+dose = 400
+[scenarios.cyc]                # inline-table form
+therapy = [{ drug = "cyclophosphamide", regimen = "nih", time = 14 },
+           { drug = "cyclophosphamide", dose = 10, time = 200, interval = 14, count = 2 },
+           { drug = "rituximab" }, { drug = "car_t", time = 30 }]
+hsct = { time = 300, t_cell_depletion = 0.9, trm = 0.1, trm_window = 50 }
+"""
+
+
+def test_therapy_records_parse_and_build():
+    from immunosim.model import regimens as rg
+    from immunosim.model.interventions import HSCT
+
+    cfg = parse_config(tomllib.loads(THERAPY_TOML))
+    soc, cyc = cfg.build_scenarios()
+    assert [type(iv) for iv in soc.interventions] == [rg.Glucocorticoid, rg.Mycophenolate,
+                                                      rg.Hydroxychloroquine]
+    assert soc.interventions[0] == rg.Glucocorticoid(0, 500, 3, 40, 5, 3)
+    assert soc.interventions[1] == rg.Mycophenolate(2.0, 3.0)
+    hsct, nih, explicit, rtx, cart = cyc.interventions
+    assert hsct == HSCT(300, t_cell_depletion=0.9, trm=0.1, trm_window=50)
+    assert nih == rg.Cyclophosphamide.nih(14.0)
+    assert explicit == rg.Cyclophosphamide(10.0, 200.0, 14.0, 2)
+    assert rtx == rg.Rituximab() and cart == rg.CART(30.0)
+    assert max(cfg.dose_times(cfg.scenarios["cyc"])) == 303  # last HSCT conditioning day
+
+
+def test_hsct_defaults_are_the_models():
+    from immunosim.model.interventions import HSCT
+
+    cfg = parse_config({"scenarios": {"h": {"hsct": {"time": 5}}}})
+    assert cfg.build_scenarios()[0].interventions == (HSCT(5.0),)
+
+
+THERAPY_BROKEN = [
+    ([{"drug": "prednisone", "oral_mg": 40}],
+     "scenarios.msc.therapy.0.drug: unknown drug 'prednisone'; expected one of glucocorticoid, "
+     "cyclophosphamide, mycophenolate, hydroxychloroquine, rituximab, car_t; prednisone is "
+     "drug = 'glucocorticoid'"),
+    ([{"drug": "mycophenolat", "dose": 2}], "scenarios.msc.therapy.0.drug: unknown drug "),
+    ([{"dose": 2}], "scenarios.msc.therapy.0.drug: missing; expected one of glucocorticoid"),
+    (["mmf"], "scenarios.msc.therapy.0: expected a table"),
+    ({"drug": "mycophenolate", "dose": 2},
+     "scenarios.msc.therapy: expected a list of drug records"),
+    (INDUCTION[:1] + [{"drug": "mycophenolate", "dose": -2}],
+     "scenarios.msc.therapy.1.dose: -2 is invalid: input should be greater than or equal to 0"),
+    ([{"drug": "mycophenolate", "dose": 2000}],
+     "scenarios.msc.therapy.0.dose: 2000 is in g/d, not mg/d"),
+    ([{"drug": "mycophenolate", "dose": 5}], "scenarios.msc.therapy.0.dose: 5.0 is not a number"),
+    ([{"drug": "mycophenolate", "dos": 2}],
+     "scenarios.msc.therapy.0.dos: unknown key 'dos'; did you mean 'dose'?"),
+    ([{"drug": "glucocorticoid", "oral_mg": 20, "taper_to": 40}],
+     "scenarios.msc.therapy.0.taper_to: 40.0 is not a number in [0, 20]"),
+    ([{"drug": "glucocorticoid", "oral_mg": True}],
+     "scenarios.msc.therapy.0.oral_mg: true is invalid"),
+    ([{"drug": "cyclophosphamide"}], "scenarios.msc.therapy.0.dose: missing; give dose"),
+    ([{"drug": "cyclophosphamide", "dose": 750}],
+     "scenarios.msc.therapy.0.dose: 750 is above 60 mg/kg per pulse; dose is mg/kg, not mg"),
+    ([{"drug": "cyclophosphamide", "regimen": "euro_lupus", "count": 3}],
+     "scenarios.msc.therapy.0.count: only with regimen = 'nih'"),
+    ([{"drug": "cyclophosphamide", "regimen": "nih", "dose": 10}],
+     "scenarios.msc.therapy.0.dose: not with regimen = 'nih'"),
+    ([{"drug": "cyclophosphamide", "regimen": "nih"}],  # 6 monthly pulses: last on day 150
+     None),
+    ([{"drug": "cyclophosphamide", "regimen": "nih", "time": 100}],
+     "scenarios.msc.therapy.0: cyclophosphamide dose at day 250 is after the horizon (240 d)"),
+    ([{"drug": "rituximab", "count": 2, "interval": 0}],
+     "scenarios.msc.therapy.0.interval: 0.0 must be > 0 days"),
+]
+
+
+@pytest.mark.parametrize("therapy, message", THERAPY_BROKEN,
+                         ids=[str(m)[:40] for _, m in THERAPY_BROKEN])
+def test_therapy_record_errors(therapy, message):
+    data = with_("scenarios.msc.therapy", therapy)
+    if message is None:
+        parse_config(data)
+        return
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert "\n" not in str(e.value)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_hsct_conditioning_within_horizon():
+    with pytest.raises(ConfigError, match=r"^scenarios.msc.hsct: conditioning ends on day 241"):
+        parse_config(with_("scenarios.msc.hsct", {"time": 238}))
+
+
+@pytest.mark.parametrize("path, value, key", [
+    ("scenarios.msc.therapy", [{"drug": "glucocorticoid", "oral_mg": 150}],
+     "scenarios.msc.therapy.0.oral_mg: 150 mg/d"),
+    ("scenarios.msc.therapy", INDUCTION[:1] + [{"drug": "mycophenolate", "dose": 3.5}],
+     "scenarios.msc.therapy.1.dose: 3.5 g/d"),
+    ("scenarios.msc.therapy", [{"drug": "rituximab", "dose": 1}],
+     "scenarios.msc.therapy.0.dose: 1 mg rituximab"),
+    ("scenarios.msc.therapy", [{"drug": "car_t", "cells": 1}],
+     "scenarios.msc.therapy.0.cells: 1 CAR-T"),
+    ("scenarios.msc.msc.amount", 1, "scenarios.msc.msc.amount: 1 cells/kg"),
+])
+def test_suspicious_values_warn_with_the_key(path, value, key):
+    from immunosim.experiments.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match="^" + key.replace(".", r"\.")):
+        parse_config(with_(path, value))
+
+
+def test_plausible_therapy_does_not_warn(recwarn):
+    parse_config(with_("scenarios.msc.therapy", INDUCTION))
+    assert not [w for w in recwarn if "scenarios" in str(w.message)]
+
+
+# --- sweep axes on therapy records --------------------------------------------------------------
+
+
+def _axes_config(axes, design="grid", **sweep):
+    d = base()
+    d["scenarios"]["msc"]["therapy"] = INDUCTION
+    d["scenarios"]["soc"] = {"therapy": INDUCTION}
+    d["sweep"] = {"design": design, "axes": axes, **sweep}
+    return d
+
+
+def test_axis_on_drug_applies_to_every_record_of_that_drug():
+    from immunosim.experiments.design import apply_point, expand
+    from immunosim.model import sle_msc as m
+    from immunosim.model.regimens import Glucocorticoid, Mycophenolate
+
+    cfg = parse_config(_axes_config({
+        "mmf": {"target": "mycophenolate.dose", "values": [1.0, 3.0]},
+        "pred": {"target": "glucocorticoid.oral_mg", "values": [20.0, 60.0]},
+        "trm": {"target": "parameters.reg_half_life", "values": [100.0]}}))
+    assert cfg.axis_scenarios(cfg.sweep.axes["mmf"]) == ["msc", "soc"]
+    design = expand(cfg)
+    scen = {s.name: s for s in cfg.build_scenarios()}
+    p = m.PARAMETERS.defaults()
+    ivs, _ = apply_point(design, design.n_points - 1, scen["soc"], p)
+    assert ivs[0] == Glucocorticoid(0, 500, 3, 60.0, 5, 3) and ivs[1] == Mycophenolate(3.0, 3)
+    assert apply_point(design, 0, scen["untreated"], p)[0] == ()
+
+
+def test_axis_on_hsct_trm():
+    from immunosim.experiments.design import apply_point, expand
+    from immunosim.model import sle_msc as m
+
+    d = base()
+    d["scenarios"] = {"hsct": {"hsct": {"time": 0}}}
+    d["sweep"] = {"axes": {"trm": {"target": "hsct.trm", "values": [0.02, 0.12]},
+                           "tcd": {"target": "hsct.t_cell_depletion", "values": [0.5]}}}
+    cfg = parse_config(d)
+    (h,), _ = apply_point(expand(cfg), 1, cfg.build_scenarios()[0], m.PARAMETERS.defaults())
+    assert (h.trm, h.t_cell_depletion) == (0.12, 0.5)
+
+
+@pytest.mark.parametrize("axes, message", [
+    ({"a": {"target": "mycophenolat.dose", "values": [1]}},
+     "sweep.axes.a.target: unknown target 'mycophenolat.dose'; expected one of"),
+    ({"a": {"target": "mycophenolate.dos", "values": [1]}},
+     "sweep.axes.a.target: unknown target 'mycophenolate.dos'; did you mean "
+     "'mycophenolate.dose'?"),
+    ({"a": {"target": "rituximab.dose", "values": [1000]}},
+     "sweep.axes.a: no scenario has 'rituximab' to sweep"),
+    ({"a": {"target": "mycophenolate.dose", "values": [1, 6]}},
+     "sweep.axes.a: value 6 for mycophenolate.dose: dose: 6.0 is not a number in [0, 4] g/d"),
+    ({"a": {"target": "glucocorticoid.pulse_days", "values": [1.5]}},
+     "sweep.axes.a: value 1.5 for glucocorticoid.pulse_days is not an integer"),
+    ({"a": {"target": "glucocorticoid.oral_mg", "values": [10, 60]},
+      "b": {"target": "glucocorticoid.taper_to", "values": [5, 20]}},
+     "sweep.axes.a: glucocorticoid.oral_mg = 10, glucocorticoid.taper_to = 20 in scenario "
+     "'msc': taper_to"),
+    ({"a": {"target": "glucocorticoid.taper_weeks", "values": [4, 40]}},
+     "sweep.axes.a: glucocorticoid.taper_weeks = 40 puts a glucocorticoid dose at day 283"),
+])
+def test_therapy_axis_errors(axes, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(_axes_config(axes))
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_docs_therapy_example_validates():
+    import re
+    import warnings
+
+    text = (ROOT / "docs" / "configs.md").read_text()
+    section = text[text.index("## Therapy regimens"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the documented example is not suspicious
+        cfg = parse_config(tomllib.loads(block))
+    arms = {s.name: [type(iv).__name__ for iv in s.interventions] for s in cfg.build_scenarios()}
+    assert arms == {"induction": ["Glucocorticoid", "Mycophenolate"],
+                    "induction_msc": ["MSCInfusion", "Glucocorticoid", "Mycophenolate"]}

@@ -25,11 +25,15 @@ def test_msc_record_expands_to_repeated_doses_with_potency():
 
 
 def test_hsct_events():
-    ev = HSCT(12.0, depletion=0.9, llpc_depletion=0.4, regulatory_reset=0.7).events(P)
+    ev = HSCT(12.0, depletion=0.9, t_cell_depletion=0.8, llpc_depletion=0.4,
+              regulatory_reset=0.7).events(P)
     scale = {s: v for t, s, op, v in ev if op == OP_SCALE}
     assert scale[m.B_MEM] == pytest.approx(0.1) and scale[m.LLPC] == pytest.approx(0.6)
+    assert scale[m.CD4] == pytest.approx(0.2) and scale[m.TFH] == pytest.approx(0.2)
     assert (12.0, m.REG, OP_SET, 0.7) in ev and m.ANTI_DSDNA not in scale
-    assert all(t == 12.0 for t, *_ in ev)
+    # conditioning: cyclophosphamide 4 x 50 mg/kg on days t..t+3; the rest at t
+    assert sorted(t for t, s, op, v in ev if s == m.CYC and op == OP_ADD) == [12, 13, 14, 15]
+    assert all(t == 12.0 for t, s, *_ in ev if s != m.CYC)
 
 
 def test_standard_therapy_is_a_parameter():
@@ -48,6 +52,7 @@ def test_schedule_sorts_across_interventions():
     (lambda: MSCInfusion(1e6, source="fat"), "source"), (lambda: HSCT(0, depletion=1.5),
                                                            "depletion"),
     (lambda: StandardTherapy(1.0), "suppression"), (lambda: MSCInfusion(1e6, count=0), "count"),
+    (lambda: HSCT(0, trm=2), "trm"),
 ])
 def test_invalid_interventions(bad, msg):
     with pytest.raises(ValueError, match=msg):

@@ -1,7 +1,7 @@
 """``immunosim`` command line: run, sweep, validate, plot, info.
 
 Every expected error (bad config, bad path, missing variables) is one line on stderr and exit
-status 2, with no traceback.
+status 2, with no traceback. Config warnings (a likely unit slip) are one line each too.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import threading
+import warnings
 
 EXIT_USAGE = 2
 EXIT_INTERRUPT = 130
@@ -22,6 +23,11 @@ class Terminated(Exception):
 
 def _on_sigterm(signum, frame):
     raise Terminated
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the CLI: ``immunosim: warning: key.path: ...``."""
+    print(f"immunosim: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def _positive_int(text: str) -> int:
@@ -107,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = _parser().parse_args(argv)
-        return _main(args)
+        with warnings.catch_warnings():  # restores showwarning on exit
+            warnings.showwarning = _one_line_warning
+            return _main(args)
     except KeyboardInterrupt:
         print(_interrupted("interrupted", args), file=sys.stderr)
         return EXIT_INTERRUPT

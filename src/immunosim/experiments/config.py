@@ -11,16 +11,17 @@ See ``configs/*.toml`` for annotated examples and ``docs/configs.md`` for the re
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import itertools
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import numpy as np
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     TypeAdapter,
@@ -36,34 +37,22 @@ else:  # pragma: no cover
 
 from ..engines.ode.tableaus import METHODS
 from ..model import sle_msc as m
-from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
+from ..model.interventions import HSCT, HSCT_CYC_DAYS, MSCInfusion, StandardTherapy
+from ._config_types import Float, Fraction, Int, NonNeg, Pos, _Strict
 from .simulate import Scenario, SolverOptions
+from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
 
 
 class ConfigError(ValueError):
     """Invalid config; the message is one line: ``key.path: problem``."""
 
 
+class ConfigWarning(UserWarning):
+    """Allowed but suspicious config value (a likely unit slip); names the key path."""
+
+
 MAX_DEPTH = 24  # nesting of arrays / tables in a config file
 MAX_BYTES = 1_000_000  # a config is a small hand-written file
-
-
-def _no_bool(v: Any) -> Any:
-    """pydantic turns true/false into 1/0 where a number is expected; refuse that."""
-    if isinstance(v, bool):
-        raise ValueError(f"{str(v).lower()} is invalid: expected a number, not true/false")
-    return v
-
-
-Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Pos = Annotated[Float, Field(gt=0)]
-NonNeg = Annotated[Float, Field(ge=0)]
-Fraction = Annotated[Float, Field(ge=0, le=1)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
 # --- model and solver -------------------------------------------------------------------------
@@ -131,14 +120,27 @@ class MSCConfig(_Strict):
         return MSCInfusion(self.amount, self.time, self.interval, self.count, self.source)
 
 
+_HSCT = {f.name: f.default for f in dataclasses.fields(HSCT)}
+
+
 class HSCTConfig(_Strict):
+    """Autologous HSCT (:class:`~immunosim.model.interventions.HSCT`; defaults are the model's):
+    conditioning on days ``time`` to ``time + 3``, fractions depleted, regulatory level after
+    conditioning, and treatment-related mortality ``trm`` within ``trm_window`` days."""
+
     time: NonNeg = 0.0
-    depletion: Fraction = 0.99
-    llpc_depletion: Fraction = 0.5
-    regulatory_reset: NonNeg = 1.0
+    depletion: Fraction = _HSCT["depletion"]
+    t_cell_depletion: Fraction = _HSCT["t_cell_depletion"]
+    llpc_depletion: Fraction = _HSCT["llpc_depletion"]
+    regulatory_reset: NonNeg = _HSCT["regulatory_reset"]
+    trm: Fraction = _HSCT["trm"]
+    trm_window: Pos = _HSCT["trm_window"]
 
     def build(self) -> HSCT:
-        return HSCT(self.time, self.depletion, self.llpc_depletion, self.regulatory_reset)
+        return HSCT(**self.model_dump())
+
+    def conditioning_days(self) -> list[float]:
+        return [self.time + d for d in range(HSCT_CYC_DAYS)]
 
 
 class StandardTherapyConfig(_Strict):
@@ -149,20 +151,42 @@ class StandardTherapyConfig(_Strict):
 
 
 class ScenarioConfig(_Strict):
-    """``[scenarios.NAME]``: interventions (any of ``msc``, ``hsct``, ``standard_therapy``) and
-    parameter overrides. An empty table is the untreated scenario."""
+    """``[scenarios.NAME]``: interventions (any of ``msc``, ``hsct``, ``standard_therapy`` and a
+    ``therapy`` list of drug records) and parameter overrides. An empty table is the untreated
+    scenario."""
 
     msc: MSCConfig | list[MSCConfig] | None = None
     hsct: HSCTConfig | None = None
     standard_therapy: StandardTherapyConfig | None = None
+    therapy: list[TherapyRecord] = Field(default_factory=list)
     parameters: dict[str, Float] = Field(default_factory=dict)
 
     _v = field_validator("parameters")(_check_parameters)
+
+    @field_validator("therapy", mode="before")
+    @classmethod
+    def _therapy_list(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            raise ValueError("expected a list of drug records: [[scenarios.NAME.therapy]] "
+                             "tables, or therapy = [{ drug = ..., ... }]")
+        return v
 
     def msc_list(self) -> list[MSCConfig]:
         if self.msc is None:
             return []
         return list(self.msc) if isinstance(self.msc, list) else [self.msc]
+
+    def records(self, drug: str) -> list[_Record]:
+        """The therapy records of ``drug``, in config order."""
+        return [r for r in self.therapy if r.drug == drug]
+
+    def has(self, head: str) -> bool:
+        """Whether the scenario has something a sweep target ``head.<field>`` can set."""
+        if head == "parameters":
+            return True
+        if head in DRUGS:
+            return bool(self.records(head))
+        return getattr(self, head) is not None
 
     def build(self, name: str) -> Scenario:
         ivs: list = [c.build() for c in self.msc_list()]
@@ -170,6 +194,7 @@ class ScenarioConfig(_Strict):
             ivs.append(self.hsct.build())
         if self.standard_therapy is not None:
             ivs.append(self.standard_therapy.build())
+        ivs.extend(r.build() for r in self.therapy)
         return Scenario(name, tuple(ivs), dict(self.parameters))
 
 
@@ -179,6 +204,7 @@ TARGETS_INTERVENTION = {
     "msc": set(MSCConfig.model_fields) - {"source"},
     "hsct": set(HSCTConfig.model_fields),
     "standard_therapy": set(StandardTherapyConfig.model_fields),
+    **TARGETS,  # therapy records by drug name: every record of that drug
 }
 
 
@@ -192,7 +218,9 @@ class AxisConfig(_Strict):
     """``[sweep.axes.NAME]``: what the axis sets and its values.
 
     ``target`` is ``"msc.amount"``, ``"msc.time"``, ``"msc.count"``, ``"msc.interval"``,
-    ``"hsct.time"``, ..., or ``"parameters.<model parameter>"``. Give exactly one of ``values``,
+    ``"hsct.time"``, ``"hsct.trm"``, ..., a therapy field by drug name (``"mycophenolate.dose"``,
+    ``"glucocorticoid.oral_mg"``: every record of that drug), or
+    ``"parameters.<model parameter>"``. Give exactly one of ``values``,
     ``linspace``, ``logspace`` (grid designs) or ``range`` (random designs).
     """
 
@@ -214,7 +242,9 @@ class AxisConfig(_Strict):
             return v
         if head not in TARGETS_INTERVENTION:
             valid = [f"{k}.<field>" for k in TARGETS_INTERVENTION] + ["parameters.<name>"]
-            raise ValueError(f"unknown target '{v}'; expected one of {', '.join(valid)}")
+            close = difflib.get_close_matches(head, [*TARGETS_INTERVENTION, "parameters"], n=1)
+            hint = f"; did you mean '{close[0]}.{field}'?" if close else ""
+            raise ValueError(f"unknown target '{v}'; expected one of {', '.join(valid)}{hint}")
         if field not in TARGETS_INTERVENTION[head]:
             close = difflib.get_close_matches(field, TARGETS_INTERVENTION[head], n=1)
             hint = f"; did you mean '{head}.{close[0]}'?" if close else ""
@@ -416,11 +446,7 @@ class Config(_Strict):
     def _cross(self):
         if not self.scenarios:
             raise ValueError("scenarios: no scenario; add at least one [scenarios.NAME] table")
-        for name, sc in self.scenarios.items():
-            for t in self.dose_times(sc):
-                if t > self.horizon:
-                    raise ValueError(f"scenarios.{name}: dose at day {t:g} is after the horizon "
-                                     f"({self.horizon:g} d)")
+        self._check_horizon()
         for aname, ax in self.sweep.axes.items():
             head = ax.target.partition(".")[0]
             names = self.axis_scenarios(ax)
@@ -428,7 +454,7 @@ class Config(_Strict):
                 if n not in self.scenarios:
                     raise ValueError(f"sweep.axes.{aname}.scenarios: unknown scenario '{n}'; "
                                      f"expected one of {', '.join(self.scenarios)}")
-                if head != "parameters" and getattr(self.scenarios[n], head) is None:
+                if not self.scenarios[n].has(head):
                     raise ValueError(f"sweep.axes.{aname}.scenarios: scenario '{n}' has no "
                                      f"{head} to set {ax.target}")
             if not names:
@@ -436,6 +462,7 @@ class Config(_Strict):
             vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
             self._check_axis_values(aname, ax, vals)
         self._check_schedules()
+        self._warn_suspicious()
         if self.outcomes.landmarks is None:
             lm = [d for d in DEFAULT_LANDMARKS if d <= self.horizon] or [self.horizon]
             object.__setattr__(self.outcomes, "landmarks", lm)
@@ -454,8 +481,38 @@ class Config(_Strict):
         head = ax.target.partition(".")[0]
         if ax.scenarios is not None:
             return list(ax.scenarios)
-        return [n for n, sc in self.scenarios.items()
-                if head == "parameters" or getattr(sc, head) is not None]
+        return [n for n, sc in self.scenarios.items() if sc.has(head)]
+
+    def _check_horizon(self) -> None:
+        """Every dose of every scenario (HSCT: each conditioning day) within the horizon."""
+        h = self.horizon
+        for name, sc in self.scenarios.items():
+            for t in (t for c in sc.msc_list() for t in c.build().dose_times()):
+                if t > h:
+                    raise ValueError(f"scenarios.{name}: dose at day {t:g} is after the horizon "
+                                     f"({h:g} d)")
+            if sc.hsct is not None and max(sc.hsct.conditioning_days()) > h:
+                raise ValueError(f"scenarios.{name}.hsct: conditioning ends on day "
+                                 f"{max(sc.hsct.conditioning_days()):g}, after the horizon "
+                                 f"({h:g} d)")
+            for i, r in enumerate(sc.therapy):
+                late = [t for t in r.build().dose_times() if t > h]
+                if late:
+                    raise ValueError(f"scenarios.{name}.therapy.{i}: {r.drug} dose at day "
+                                     f"{late[0]:g} is after the horizon ({h:g} d)")
+
+    def _warn_suspicious(self) -> None:
+        """Warn (not refuse) about values that are allowed but likely a unit slip."""
+        for name, sc in self.scenarios.items():
+            for i, r in enumerate(sc.msc_list()):
+                if 0 < r.amount < 1e3:
+                    key = f"scenarios.{name}.msc" + (f".{i}" if isinstance(sc.msc, list) else "")
+                    warnings.warn(f"{key}.amount: {r.amount:g} cells/kg is tiny; amount is "
+                                  "cells per kg (1e6, not 1)", ConfigWarning, stacklevel=2)
+            for i, r in enumerate(sc.therapy):
+                for field, msg in r.suspicious():
+                    warnings.warn(f"scenarios.{name}.therapy.{i}.{field}: {msg}", ConfigWarning,
+                                  stacklevel=2)
 
     def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
         """Each value alone must satisfy the field's own constraints."""
@@ -464,6 +521,9 @@ class Config(_Strict):
         if head == "parameters":
             if np.any(vals < 0):
                 raise ValueError(f"{where}: {vals.tolist()!r} must be >= 0 for {ax.target}")
+            return
+        if head in DRUGS:
+            self._check_therapy_values(where, ax, vals)
             return
         model = {"msc": MSCConfig, "hsct": HSCTConfig,
                  "standard_therapy": StandardTherapyConfig}[head]
@@ -477,6 +537,42 @@ class Config(_Strict):
             except ValidationError as e:
                 raise ValueError(f"{where}: value {v:g} for {ax.target}: "
                                  f"{_short(e.errors()[0]['msg'])}") from None
+
+    def _check_therapy_values(self, where: str, ax: AxisConfig, vals: np.ndarray) -> None:
+        """Each value must make a valid record of every targeted record of that drug."""
+        drug, _, field = ax.target.partition(".")
+        for v in vals:
+            if field in INT_FIELDS and float(v) != int(v):
+                raise ValueError(f"{where}: value {v:g} for {ax.target} is not an integer")
+            for n in self.axis_scenarios(ax):
+                for r in self.scenarios[n].records(drug):
+                    try:
+                        dataclasses.replace(r.build(), **{field: _cast(field, v)})
+                    except ValueError as e:
+                        raise ValueError(f"{where}: value {v:g} for {ax.target}: {e}") from None
+
+    def _check_therapy_corners(self, name: str, sc: ScenarioConfig, axes: dict) -> None:
+        """Every corner of the axes on one drug's records: a valid record, doses in the horizon
+        (grids hold these corners; random designs approach them)."""
+        for r in sc.therapy:
+            on = [(t.partition(".")[2], a, ax) for t, (a, ax) in axes.items()
+                  if t.partition(".")[0] == r.drug]
+            if not on:
+                continue
+            ends = [(lambda x: (float(np.min(x)), float(np.max(x))))(
+                ax.grid_values() if ax.range is None else np.asarray(ax.range)) for *_, ax in on]
+            for corner in itertools.product(*ends):
+                setting = {f: _cast(f, v) for (f, *_), v in zip(on, corner)}
+                what = ", ".join(f"{r.drug}.{f} = {v:g}" for f, v in setting.items())
+                who = f"sweep.axes.{on[0][1]}"
+                try:
+                    rec = dataclasses.replace(r.build(), **setting)
+                except ValueError as e:
+                    raise ValueError(f"{who}: {what} in scenario '{name}': {e}") from None
+                last = float(np.max(rec.dose_times(), initial=0.0))
+                if last > self.horizon:
+                    raise ValueError(f"{who}: {what} puts a {r.drug} dose at day {last:g} in "
+                                     f"scenario '{name}', after the horizon ({self.horizon:g} d)")
 
     def _check_schedules(self) -> None:
         """Worst case over the axes: repeated doses need an interval; no dose after the horizon."""
@@ -507,15 +603,20 @@ class Config(_Strict):
                     raise ValueError(f"{culprits[0] if culprits else 'scenarios.' + name}: "
                                      f"puts a dose at day {last:g} in scenario '{name}', after "
                                      f"the horizon ({self.horizon:g} d)")
-            if sc.hsct is not None and span("hsct.time", sc.hsct.time, np.max) > self.horizon:
-                raise ValueError(f"sweep.axes.{axes['hsct.time'][0]}: puts HSCT after the horizon "
-                                 f"({self.horizon:g} d)")
+            last_cond = HSCT_CYC_DAYS - 1
+            if (sc.hsct is not None
+                    and span("hsct.time", sc.hsct.time, np.max) + last_cond > self.horizon):
+                raise ValueError(f"sweep.axes.{axes['hsct.time'][0]}: puts HSCT conditioning "
+                                 f"after the horizon ({self.horizon:g} d)")
+            self._check_therapy_corners(name, sc, axes)
 
     @staticmethod
     def dose_times(sc: ScenarioConfig) -> list[float]:
+        """All dosing days of a scenario: MSC infusions, HSCT conditioning days, therapy doses."""
         out = [float(t) for c in sc.msc_list() for t in c.build().dose_times()]
         if sc.hsct is not None:
-            out.append(sc.hsct.time)
+            out.extend(sc.hsct.conditioning_days())
+        out.extend(float(t) for r in sc.therapy for t in r.build().dose_times())
         return out
 
     def build_scenarios(self) -> list[Scenario]:
@@ -525,6 +626,10 @@ class Config(_Strict):
     def source_text(self) -> str:
         """The TOML text the config was read from (stored in results for provenance)."""
         return self._source_text
+
+
+def _cast(field: str, v: float) -> float | int:
+    return int(v) if field in INT_FIELDS else float(v)
 
 
 # --- loading and error messages -----------------------------------------------------------------
@@ -549,6 +654,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The pydantic model class that holds the key at ``loc`` (for unknown-key suggestions)."""
     cls: Any = Config
     for part in loc[:-1]:
+        if isinstance(part, str) and part in DRUGS and cls is _Record:
+            cls = DRUGS[part]  # the discriminated therapy record
+            continue
         if isinstance(part, int) and isinstance(cls, type) and issubclass(cls, BaseModel):
             continue  # a list index where a "record or list of records" union resolved already
         if isinstance(cls, type) and issubclass(cls, BaseModel):
@@ -566,6 +674,8 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 
 def _unwrap(tp: Any, part: Any) -> Any:
     """Step through Optional / Union / dict / list annotations towards a model class."""
+    if tp is TherapyRecord:
+        return _Record  # before the drug tag is known: the field every record has
     origin = get_origin(tp)
     if origin is dict:
         return get_args(tp)[1] if part is not None else tp
@@ -584,10 +694,15 @@ def _unwrap(tp: Any, part: Any) -> Any:
 _TYPE_MISMATCH = {"model_type", "list_type", "dict_type", "model_attributes_type"}
 
 
-def _clean_loc(loc: tuple) -> tuple:
-    """Drop pydantic's union-branch tags (``function-after[...]``, ``list[...]``, class names)."""
+def _clean_loc(loc: tuple, drugs: bool = False) -> tuple:
+    """Drop pydantic's union-branch tags (``function-after[...]``, ``list[...]``, class names)
+    and, unless ``drugs``, the therapy records' drug tags (``therapy.0.mycophenolate.dose``)."""
     names = {c.__name__ for c in _Strict.__subclasses__()}
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in names)))
+    out = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in names)))
+    if drugs:
+        return out
+    return tuple(p for i, p in enumerate(out)
+                 if not (p in DRUGS and i > 0 and isinstance(out[i - 1], int)))
 
 
 def _pick(errors: list[dict]) -> dict:
@@ -599,11 +714,12 @@ def _pick(errors: list[dict]) -> dict:
 
 def _format_error(err: dict, errors: list[dict] | None = None) -> str:
     loc = _clean_loc(err["loc"])
+    tagged = _clean_loc(err["loc"], drugs=True)  # to find the record class of a therapy entry
     path = ".".join(str(p) for p in loc)
     typ = err["type"]
     if typ == "extra_forbidden":
         key = str(loc[-1])
-        owner = _model_at(loc)
+        owner = _model_at(tagged)
         valid = sorted(owner.model_fields) if owner else []
         missing = [str(_clean_loc(e["loc"])[-1]) for e in errors or []
                    if e["type"] == "missing" and _clean_loc(e["loc"])[:-1] == loc[:-1]]
@@ -614,7 +730,7 @@ def _format_error(err: dict, errors: list[dict] | None = None) -> str:
     msg = _short(err["msg"])
     if typ == "missing":
         return f"{path}: missing required key"
-    owner = _model_at(loc + ("_",))
+    owner = _model_at(tagged + ("_",))
     head, sep, rest = msg.partition(": ")
     if sep and owner is not None and head in owner.model_fields:
         path, msg = f"{path}.{head}" if path else head, rest

@@ -5,7 +5,9 @@
   log scale); the result has one ``point`` dimension with each axis as a coordinate on it.
 
 Applying a point to a scenario sets intervention fields (every MSC record of the scenario for
-``msc.*``) or model parameters (``parameters.<name>``).
+``msc.*``; every record of a drug for ``<drug>.*``, e.g. ``mycophenolate.dose``) or model
+parameters (``parameters.<name>``). Records are rebuilt with :func:`dataclasses.replace`, so
+their own checks run again.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
 from .cohort import DESIGN_STREAM
 from .config import Config
 from .simulate import Scenario
+from .therapy_config import INT_FIELDS, KINDS
 
-_KIND = {"msc": MSCInfusion, "hsct": HSCT, "standard_therapy": StandardTherapy}
+_KIND = {"msc": MSCInfusion, "hsct": HSCT, "standard_therapy": StandardTherapy, **KINDS}
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def expand(cfg: Config) -> Design:
             values[:, k] = np.exp(np.log(lo) + u[:, k] * (np.log(hi) - np.log(lo)))
         else:
             values[:, k] = lo + u[:, k] * (hi - lo)
-        if ax.target.endswith(".count"):
+        if ax.target.partition(".")[2] in INT_FIELDS:
             values[:, k] = np.floor(values[:, k])
     coords = {n: (("point",), values[:, k]) for k, n in enumerate(names)}
     return Design(("point",), (values.shape[0],), coords, values, names, targets, tuple(scen))
@@ -100,6 +103,6 @@ def apply_point(design: Design, point: int, scenario: Scenario,
             p[m.PARAMETERS.index[field]] = v
             continue
         kind = _KIND[head]
-        ivs = [replace(iv, **{field: int(v) if field == "count" else v})
+        ivs = [replace(iv, **{field: int(v) if field in INT_FIELDS else v})
                if isinstance(iv, kind) else iv for iv in ivs]
     return tuple(ivs), p

@@ -239,7 +239,8 @@ def config_digest(cfg: Config) -> str:
 
 
 def _dose_times(p: Plan) -> np.ndarray:
-    """Dosing times (MSC infusions, HSCT) per scenario and design point, NaN padded."""
+    """Dosing times (MSC infusions, HSCT, therapy dose changes) per scenario and design point,
+    NaN padded."""
     base = p.cohort.params[0]
     table = dose_table([apply_point(p.design, pt, sc, base)[0] for sc in p.scenarios
                         for pt in range(p.design.n_points)])
@@ -248,7 +249,8 @@ def _dose_times(p: Plan) -> np.ndarray:
 
 def _static(p: Plan) -> dict:
     return {"dose_time": (("scenario",) + p.design.dims + ("dose",), _dose_times(p),
-                          {"units": "d", "long_name": "Dosing time (MSC infusion or HSCT)"}),
+                          {"units": "d",
+                           "long_name": "Dosing time (MSC infusion, HSCT, drug dose change)"}),
             "patient_parameters": (("patient", "parameter"), p.cohort.params,
                                    {"long_name": "Untreated patient parameters"}),
             "cohort_redraws": (("patient",), p.cohort.redraws,

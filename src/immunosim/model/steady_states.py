@@ -18,9 +18,9 @@ from . import sle_msc as m
 
 #: Scan grid of the antigen level (healthy = 1); the diseased state sits at a few units.
 _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
-_BISECTIONS = 52
+_BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
 #: States whose stability decides healthy vs diseased (all but the drug doses and exposures).
-_DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])  # grid cells are < 1% wide: 52 halvings reach double precision
+_DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])
 
 
 def _positive_root(a, b, c):
