@@ -256,7 +256,7 @@ _DRUGS = (
     Parameter("mmf_ec50", 1.0, "g/d", 0.3, 3.0,
               "assumed: 2-3 g/d (ALMS, Appel GB et al., J Am Soc Nephrol 2009;20:1103) near "
               "maximal effect", "Mycophenolate dose giving half-maximal effect"),
-    Parameter("mmf_emax", 0.4, "1", 0.1, 0.9,
+    Parameter("mmf_emax", 0.25, "1", 0.1, 0.9,
               "assumed strength, moderate because the target patients are refractory to "
               "standard therapy; mechanism: IMPDH inhibition, lymphocyte proliferation",
               "Maximal mycophenolate suppression of lymphocyte proliferation and activation"),
