@@ -71,6 +71,7 @@ OUTCOMES: dict[str, tuple[bool, str, dict]] = {
 }
 _PER_RUN = tuple(k for k, v in OUTCOMES.items() if not v[0])
 _PER_LANDMARK = tuple(k for k, v in OUTCOMES.items() if v[0])
+assert len(_PER_RUN) == 19 and len(_PER_LANDMARK) == 5, "classify_one writes this column layout"
 
 
 @dataclass(frozen=True)
@@ -156,28 +157,48 @@ def _f(flag):
 
 
 @JIT
-def _first(flags_j, j, first):
-    """Index of the first assessment meeting a criterion so far."""
-    return j if flags_j and first < 0 else first
+def _first(met, j, first):
+    """Index of the first assessment meeting a criterion so far (-1: none yet)."""
+    return j if met and first < 0 else first
 
 
 @JIT
-def classify_one(t, score, items, sero, pred, origin, death, horizon, landmarks, par,
-                 major_mask, serology_mask, lldas_previous, out, out_lm):
+def _first_rise(score, start, stop, rise, floor):
+    """First ``j`` in ``[start, stop)`` where ``score[j]`` is at least ``rise`` above the lowest
+    score since ``start`` and above ``floor``; -1 if none (SELENA-SLEDAI flare)."""
+    nadir = score[start]
+    for j in range(start, stop):
+        nadir = min(nadir, score[j])
+        if score[j] >= nadir + rise and score[j] > floor:
+            return j
+    return -1
+
+
+@JIT
+def _event(out, k, j, at_risk, t, origin, follow):
+    """Write event flag and time (follow-up if censored, NaN if never at risk) at ``out[k:k+2]``."""
+    out[k] = _f(j >= 0)
+    out[k + 1] = t[j] - origin if j >= 0 else (follow if at_risk else np.nan)
+
+
+@JIT
+def classify_one(t, score, items, pred, origin, death, horizon, landmarks, par, major_mask,
+                 serology_mask, lldas_previous, out, out_lm):
     """Outcomes of one run into ``out`` (columns: per-run names of :data:`OUTCOMES`) and
     ``out_lm`` (shape (L, 5): per-landmark names). Events as 0/1, times after ``origin``."""
     thr, min_dur, drop, major_max, pfrac = par[0], par[1], par[2], par[3], par[4]
     rise, severe, doris_p, lldas_max, lldas_p = par[5], par[6], par[7], par[8], par[9]
     n = t.size
     end = origin + horizon
-    died = death == death and death <= end
+    alive = death != death  # NaN: no death
+    died = not alive and death <= end
     follow = death - origin if died else horizon
     b = 0  # baseline: last assessment at or before the origin
     while b + 1 < n and t[b + 1] <= origin + EPS:
         b += 1
     j0 = b if t[b] >= origin - EPS else b + 1  # first assessment at or after the origin
-    j1 = j0  # one past the last assessment in follow-up (before death, by the horizon)
-    while j1 < n and t[j1] <= end + EPS and not (death == death and t[j1] >= death):
+    j1 = j0  # one past the last assessment in follow-up: by the horizon, before death
+    while j1 < n and t[j1] <= end + EPS and (alive or t[j1] < death):
         j1 += 1
     base, base_bits = score[b], items[b]
 
@@ -198,47 +219,31 @@ def classify_one(t, score, items, sero, pred, origin, death, horizon, landmarks,
         j_maj = _first(_major(s, bits, major_max, major_mask), j, j_maj)
         j_par = _first(_partial(s, base, pfrac), j, j_par)
 
-    # Flares after the onset of any response; relapse after a sustained remission.
+    # Flares from the onset of any response; relapse from the start of a sustained remission.
     onset = -1
     for j_resp in (j_sri, j_maj, j_par):
         if j_resp >= 0 and (onset < 0 or j_resp < onset):
             onset = j_resp
-    t_flare, t_severe, t_relapse = np.nan, np.nan, np.nan
-    flare = severe_flare = relapse = False
+    j_flare = j_severe = j_relapse = -1
     if onset >= 0:
-        t_flare = t_severe = follow
-        nadir = score[onset]
-        for j in range(onset, j1):
-            nadir = min(nadir, score[j])
-            if score[j] >= nadir + rise:
-                if not flare:
-                    flare, t_flare = True, t[j] - origin
-                if score[j] > severe:
-                    severe_flare, t_severe = True, t[j] - origin
-                    break
+        j_flare = _first_rise(score, onset, j1, rise, -np.inf)
+        j_severe = _first_rise(score, onset, j1, rise, severe)
     if j_rem >= 0:
-        t_relapse = follow
-        nadir = score[j_rem]
-        for j in range(j_rem, j1):
-            nadir = min(nadir, score[j])
-            if score[j] >= nadir + rise and score[j] > thr:
-                relapse, t_relapse = True, t[j] - origin
-                break
+        j_relapse = _first_rise(score, j_rem, j1, rise, thr)
 
     out[0], out[1], out[2] = base, low, follow
-    k = 3
-    for j_ev in (j_rem, j_sri, j_maj, j_par):
-        out[k] = 1.0 if j_ev >= 0 else 0.0
-        out[k + 1] = t[j_ev] - origin if j_ev >= 0 else follow
-        k += 2
-    out[11], out[12], out[13], out[14] = _f(flare), t_flare, _f(severe_flare), t_severe
-    out[15], out[16], out[17], out[18] = _f(relapse), t_relapse, _f(died), follow
+    for k, j in enumerate((j_rem, j_sri, j_maj, j_par)):
+        _event(out, 3 + 2 * k, j, True, t, origin, follow)
+    _event(out, 11, j_flare, onset >= 0, t, origin, follow)
+    _event(out, 13, j_severe, onset >= 0, t, origin, follow)
+    _event(out, 15, j_relapse, j_rem >= 0, t, origin, follow)
+    out[17], out[18] = _f(died), follow
 
     # Landmark visits: the last assessment at or before origin + landmark, if alive that day.
     ref_bits = base_bits
     for m in range(landmarks.size):
         day = origin + landmarks[m]
-        if death == death and day >= death:
+        if not (alive or day < death):
             out_lm[m, 0] = np.nan
             out_lm[m, 1:] = 0.0
             continue
@@ -249,20 +254,19 @@ def classify_one(t, score, items, sero, pred, origin, death, horizon, landmarks,
         out_lm[m, 0] = s
         out_lm[m, 1] = _f(s <= thr)
         out_lm[m, 2] = _f(_sri4(s, bits, base, base_bits, drop, serology_mask))
-        out_lm[m, 3] = _f(s - sero[j] == 0.0 and pred[j] <= doris_p)
+        out_lm[m, 3] = _f((bits & ~serology_mask) == 0 and pred[j] <= doris_p)  # clinical 0
         out_lm[m, 4] = _f(_lldas(s, bits, ref_bits, pred[j], lldas_max, lldas_p, major_mask))
         if lldas_previous:
             ref_bits = bits
 
 
 @JIT_PARALLEL
-def classify_batch(t, score, items, sero, pred, origin, death, horizon, landmarks, par,
-                   major_mask, serology_mask, lldas_previous, valid, out, out_lm):
+def classify_batch(t, score, items, pred, origin, death, horizon, landmarks, par, major_mask,
+                   serology_mask, lldas_previous, valid, out, out_lm):
     for r in prange(score.shape[0]):
         if valid[r]:
-            classify_one(t, score[r], items[r], sero[r], pred[r], origin[r], death[r], horizon,
-                         landmarks, par, major_mask, serology_mask, lldas_previous, out[r],
-                         out_lm[r])
+            classify_one(t, score[r], items[r], pred[r], origin[r], death[r], horizon, landmarks,
+                         par, major_mask, serology_mask, lldas_previous, out[r], out_lm[r])
 
 
 # --- the public function ---------------------------------------------------------------------
@@ -292,7 +296,9 @@ def classify(t: np.ndarray, score: np.ndarray, *, items: np.ndarray,
     items : ndarray of int64, shape (R, T)
         Items present, bit ``k`` for item ``k`` of ``options.items``.
     serology_points : ndarray, shape (R, T)
-        Points from the serological items (clinical SLEDAI = score - serology_points).
+        Points from the serological items (clinical SLEDAI = score - serology_points). Like
+        ``score``, checked against the weights of ``items``; a mismatch (e.g. bits in another
+        order than the item table) is refused.
     prednisone : ndarray, shape (R, T)
         Glucocorticoid dose, prednisone-equivalent mg/day.
     origin : float or ndarray, shape (R,)
@@ -350,7 +356,7 @@ def classify(t: np.ndarray, score: np.ndarray, *, items: np.ndarray,
 
     out = np.full((n_runs, len(_PER_RUN)), np.nan)
     out_lm = np.full((n_runs, landmarks.size, len(_PER_LANDMARK)), np.nan)
-    classify_batch(t, score, bits, sero, pred, origin, death, horizon, landmarks,
+    classify_batch(t, score, bits, pred, origin, death, horizon, landmarks,
                    o._kernel_parameters(), o.items.major_organ_mask, o.items.serology_mask,
                    o.lldas_new_since == "previous_visit", valid, out, out_lm)
     res = {}
