@@ -269,6 +269,31 @@ def classify_batch(t, score, items, pred, origin, death, horizon, landmarks, par
                          par, major_mask, serology_mask, lldas_previous, out[r], out_lm[r])
 
 
+@JIT_PARALLEL
+def check_items_batch(score, items, sero, weights, serology_mask, valid, first_bad):
+    """Per run, the first assessment whose bitmask sets bits beyond the table (column 0), whose
+    score (1) or serological points (2) differ from the weights of its items; -1 if none."""
+    n_items = weights.size
+    for r in prange(score.shape[0]):
+        first_bad[r, :] = -1
+        if not valid[r]:
+            continue
+        for j in range(score.shape[1]):
+            bits = items[r, j]
+            if (bits < 0 or (bits >> n_items) != 0) and first_bad[r, 0] < 0:
+                first_bad[r, 0] = j
+            total = total_sero = 0.0
+            for k in range(n_items):
+                if (bits >> k) & 1:
+                    total += weights[k]
+                    if (serology_mask >> k) & 1:
+                        total_sero += weights[k]
+            if abs(score[r, j] - total) > 1e-9 * max(1.0, total) and first_bad[r, 1] < 0:
+                first_bad[r, 1] = j
+            if abs(sero[r, j] - total_sero) > 1e-9 * max(1.0, total_sero) and first_bad[r, 2] < 0:
+                first_bad[r, 2] = j
+
+
 # --- the public function ---------------------------------------------------------------------
 
 
@@ -380,13 +405,18 @@ def _check_runs(t, score, bits, sero, origin, death, horizon, valid, table: Item
                     f"({horizon:g}) must lie within the assessments [0, {t[-1]:g}]")
     first(death <= origin, lambda r: f"death: run {r[0]} dies on day {death[r]:g}, not after "
                                      f"its origin {origin[r]:g}")
-    first((bits < 0) | (bits >> len(table.names) != 0),
-          lambda r: f"items: run {r[0]}, time {t[r[1]]:g}: bitmask {bits[r]} sets bits beyond "
-                    f"the {len(table.names)} items of the table")
-    total, serology = table.points(bits), table.points(bits, table.serology_mask)
-    first(np.abs(score - total) > 1e-9 * np.maximum(1, total),
-          lambda r: f"score: run {r[0]}, time {t[r[1]]:g}: {score[r]:g} points but its items "
-                    f"weigh {total[r]:g}")
-    first(np.abs(sero - serology) > 1e-9 * np.maximum(1, serology),
-          lambda r: f"serology_points: run {r[0]}, time {t[r[1]]:g}: {sero[r]:g} points but "
-                    f"its serological items weigh {serology[r]:g}")
+    first_bad = np.empty((score.shape[0], 3), dtype=np.int64)
+    check_items_batch(score, bits, sero, np.asarray(table.weights, dtype=np.float64),
+                      table.serology_mask, valid, first_bad)
+    for col, what in enumerate((
+            lambda r, j: f"bitmask {bits[r, j]} sets bits beyond the {len(table.names)} items "
+                         "of the table",
+            lambda r, j: f"{score[r, j]:g} points but its items weigh "
+                         f"{table.points(bits[r, j]):g}",
+            lambda r, j: f"{sero[r, j]:g} points but its serological items weigh "
+                         f"{table.points(bits[r, j], table.serology_mask):g}")):
+        rows = np.flatnonzero(first_bad[:, col] >= 0)
+        if rows.size:
+            r, j = rows[0], first_bad[rows[0], col]
+            name = ("items", "score", "serology_points")[col]
+            raise ValueError(f"{name}: run {r}, time {t[j]:g}: {what(r, j)}")

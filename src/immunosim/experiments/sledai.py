@@ -79,11 +79,19 @@ class ItemTable:
         return self.mask(*self.serology)
 
     def points(self, items: np.ndarray, mask: int = -1) -> np.ndarray:
-        """Sum of the weights of the items set in ``items & mask`` (same shape as ``items``)."""
-        items = np.asarray(items, dtype=np.int64) & np.int64(mask)
+        """Sum of the weights of the items set in ``items & mask`` (same shape as ``items``).
+
+        Read a byte of the bitmask at a time through a 256-entry table of its weight sums, so
+        the cost grows with the number of bytes, not of items.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        k = len(self.weights)
+        w = np.zeros(8 * ((k + 7) // 8))
+        w[:k] = [wt if (mask >> i) & 1 else 0.0 for i, wt in enumerate(self.weights)]
+        byte_bits = (np.arange(256)[:, None] >> np.arange(8)) & 1  # (256, 8)
         total = np.zeros(items.shape)
-        for k, w in enumerate(self.weights):
-            total += w * ((items >> k) & 1)
+        for b in range(w.size // 8):
+            total += (byte_bits @ w[8 * b: 8 * b + 8])[(items >> (8 * b)) & 255]
         return total
 
 
