@@ -58,6 +58,14 @@ MUTATIONS: tuple[Mutation, ...] = (
              "        if a[j] <= thr:", "        if a[j] >= thr:",
              ("tests/test_outcomes.py",),
              "remission counted while activity is above (not at or below) the threshold"),
+    Mutation("assessed_on_death_day", "experiments/clinical.py",
+             "(alive or t[j1] < death)", "(alive or t[j1] <= death)",
+             ("tests/test_clinical.py",),
+             "a run still assessed on the day it dies"),
+    Mutation("sri4_new_serology_blocks", "experiments/clinical.py",
+             "(bits & ~base_bits & ~serology_mask) == 0", "(bits & ~base_bits) == 0",
+             ("tests/test_clinical.py",),
+             "a new serological item blocks SRI-4 (BILAG has no serology domain)"),
 )
 
 

@@ -12,6 +12,8 @@ Definitions (defaults in ``docs/outcomes.md`` with their clinical sources):
   horizon (censored) for remitters who do not relapse.
 
 Times are days from the start of the run. The classification is a Numba kernel over runs.
+The trial definitions for Model 2 (origin, death, SRI-4, DORIS, LLDAS, SELENA flares) are in
+:mod:`immunosim.experiments.clinical`; this module stays until the sweep is moved onto it.
 """
 
 from __future__ import annotations
