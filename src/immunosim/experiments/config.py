@@ -385,8 +385,20 @@ class OutcomesConfig(_Strict):
     remission_threshold: NonNeg = 4.0
     remission_min_duration: NonNeg = 60.0
     response_drop: Pos = 4.0
-    flare_rise: Pos = 4.0
-    landmarks: list[NonNeg] | None = None  # default: 3, 6, 12, 24 months within the horizon
+    major_response_max: NonNeg = 3.0
+    partial_response_fraction: Annotated[Float, Field(gt=0, le=1)] = 0.5
+    flare_rise: Pos = 3.0
+    severe_flare_score: NonNeg = 12.0
+    doris_prednisone_max: NonNeg = 5.0
+    lldas_score_max: NonNeg = 4.0
+    lldas_prednisone_max: NonNeg = 7.5
+    lldas_new_since: Literal["baseline", "previous_visit"] = "baseline"
+    #: Where outcome times start: the start of the run, or each run's first dose (MSC infusion,
+    #: HSCT or drug); landmarks and ``follow_up`` count from it.
+    time_origin: Literal["start", "first_dose"] = "start"
+    #: Days of follow-up after the origin (default: the horizon minus the latest origin).
+    follow_up: Pos | None = None
+    landmarks: list[NonNeg] | None = None  # default: 3, 6, 12, 24 months within the follow-up
     assessment_every: Pos = 1.0
 
     @field_validator("landmarks")
@@ -396,6 +408,16 @@ class OutcomesConfig(_Strict):
             raise ValueError("empty list; give at least one day, or leave it out "
                              "for the default landmarks")
         return v
+
+    def options(self):
+        """The :class:`~immunosim.experiments.clinical.OutcomeOptions` of these settings."""
+        from .clinical import OutcomeOptions
+
+        keys = ("remission_threshold", "remission_min_duration", "response_drop",
+                "major_response_max", "partial_response_fraction", "flare_rise",
+                "severe_flare_score", "doris_prednisone_max", "lldas_score_max",
+                "lldas_prednisone_max", "lldas_new_since")
+        return OutcomeOptions(**{k: getattr(self, k) for k in keys})
 
 
 class OutputConfig(_Strict):
@@ -463,16 +485,23 @@ class Config(_Strict):
             self._check_axis_values(aname, ax, vals)
         self._check_schedules()
         self._warn_suspicious()
+        fu = self.outcomes.follow_up
+        if fu is not None and fu > self.horizon:
+            raise ValueError(f"outcomes.follow_up: {fu:g} is longer than the horizon "
+                             f"({self.horizon:g} d)")
+        end = self.horizon if fu is None else fu
         if self.outcomes.landmarks is None:
-            lm = [d for d in DEFAULT_LANDMARKS if d <= self.horizon] or [self.horizon]
+            lm = [d for d in DEFAULT_LANDMARKS if d <= end] or [end]
             object.__setattr__(self.outcomes, "landmarks", lm)
         if self.outcomes.assessment_every > self.horizon:
             raise ValueError(f"outcomes.assessment_every: {self.outcomes.assessment_every:g} "
                              f"is longer than the horizon ({self.horizon:g} d)")
         for v in self.outcomes.landmarks:
-            if v > self.horizon:
-                raise ValueError(f"outcomes.landmarks: {v:g} is after the horizon "
-                                 f"({self.horizon:g} d)")
+            if v > end:
+                what = "the horizon" if fu is None else "outcomes.follow_up"
+                raise ValueError(f"outcomes.landmarks: {v:g} is after {what} ({end:g} d)")
+        if sorted(self.outcomes.landmarks) != list(self.outcomes.landmarks):
+            raise ValueError(f"outcomes.landmarks: {self.outcomes.landmarks!r} must be increasing")
         return self
 
     def axis_scenarios(self, ax: AxisConfig) -> list[str]:

@@ -31,7 +31,8 @@ from ..model import sle_msc as m
 from .cohort import Cohort, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
-from .outcomes import OUTCOME_ATTRS, activity_at, classify
+from .assess import assess, death_times, follow_up, origin_of
+from .clinical import OUTCOMES
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
@@ -70,6 +71,8 @@ class Plan:
     traj_index: np.ndarray
     block_size: int
     blocks: list[Block]
+    origins: np.ndarray  # (n_scenarios, n_points): day outcome times count from
+    follow_up: float  # days of follow-up after the origin
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -97,6 +100,10 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         raise ConfigError(f"output.trajectory_every: {cfg.output.trajectory_every!r} must be a "
                           f"multiple of outcomes.assessment_every ({dt!r})")
     traj_index = np.arange(0, t_assess.size, max(1, round(ratio)))
+    base_patient = cohort.params[0]
+    origins = np.array([[origin_of(cfg, apply_point(design, pt, sc, base_patient)[0])
+                         for pt in range(design.n_points)] for sc in scenarios])
+    fu = follow_up(cfg, float(origins.max()) if origins.size else 0.0)
     size = chunk_size or cfg.output.chunk_size
     bs = min(size, cohort.size)
     blocks = []
@@ -104,7 +111,7 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         for pt in range(design.n_points):
             for a in range(0, cohort.size, bs):
                 blocks.append(Block(len(blocks), s, pt, slice(a, min(a + bs, cohort.size))))
-    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks)
+    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, origins, fu)
 
 
 def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
@@ -128,7 +135,7 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
     rows); the sweep passes the same one for every batch. Nothing returned refers to it.
     """
     cfg = p.config
-    params, ivs, owner = [], [], []
+    params, ivs, owner, origin = [], [], [], []
     for b in blocks:
         sc = p.scenarios[b.scenario]
         for i in range(b.patients.start, b.patients.stop):
@@ -139,6 +146,7 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
             params.append(q)
             ivs.append(iv)
             owner.append(i)
+            origin.append(p.origins[b.scenario, b.point])
     params = np.stack(params)
     # Initial states: the cohort's, unless scenario or axis changed steady-state parameters.
     y0 = p.cohort.y0[owner].copy()
@@ -158,22 +166,18 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
     out = None if buffer is None else buffer[: len(owner)]
     sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
                              threads=threads, out=out)
-    obs = act.observables(sol.y, treated)
-    activity = np.where(ok[:, None], obs["activity"], np.nan)
-    oc = cfg.outcomes
-    res = classify(p.t_assess, activity, horizon=cfg.horizon,
-                   remission_threshold=oc.remission_threshold,
-                   remission_min_duration=oc.remission_min_duration,
-                   response_drop=oc.response_drop, flare_rise=oc.flare_rise)
-    res["activity_at"] = activity_at(p.t_assess, activity, oc.landmarks)
+    death = death_times(cfg.seed, np.asarray(owner), ivs)
+    res = assess(cfg, p.t_assess, sol.y, treated, ok, np.asarray(origin), death, p.follow_up)
     status = np.where(ok, sol.status, NOT_DISEASED)
     res["status"] = status
     res["nfev"] = sol.nfev
     if cfg.output.trajectories:
         ti = p.traj_index
+        obs = act.observables(sol.y[:, ti], treated)
+        alive = ok[:, None] & ~(p.t_assess[ti][None, :] >= death[:, None])  # NaN death: alive
         for name in cfg.output.trajectory_variables:
-            v = sol.y[:, ti, m.STATE_INDEX[name]] if name in m.STATE_INDEX else obs[name][:, ti]
-            res[f"traj_{name}"] = np.where(ok[:, None], v, np.nan)
+            v = sol.y[:, ti, m.STATE_INDEX[name]] if name in m.STATE_INDEX else obs[name]
+            res[f"traj_{name}"] = np.where(alive, v, np.nan)
     out, a = [], 0
     for b in blocks:
         n = b.patients.stop - b.patients.start
@@ -187,10 +191,9 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
 
 def _variables(p: Plan) -> dict[str, tuple[tuple[str, ...], np.dtype, dict]]:
     dims = p.dims
-    v = {name: (dims, np.dtype(bool) if name in ("remission", "response", "relapse")
-                else np.dtype(float), dict(attrs)) for name, attrs in OUTCOME_ATTRS.items()}
-    v["activity_at"] = (dims + ("landmark",), np.dtype(float),
-                        {"units": "points", "long_name": "Activity at landmark day"})
+    v = {name: (dims + (("landmark",) if per_landmark else ()),
+                np.dtype(bool) if kind == "bool" else np.dtype(float), dict(attrs))
+         for name, (per_landmark, kind, attrs) in OUTCOMES.items()}
     sa = status_attrs()
     sa["flag_values"] = sa["flag_values"] + [NOT_DISEASED]
     sa["flag_meanings"] += " no_diseased_steady_state"
@@ -231,7 +234,8 @@ def _attrs(p: Plan) -> dict:
             "immunosim_version": __version__, "model": cfg.model.name,
             "model_digest": model_digest(),
             "solver_method": cfg.solver.method, "rtol": cfg.solver.rtol, "atol": cfg.solver.atol,
-            "horizon_days": cfg.horizon, "design": cfg.sweep.design}
+            "horizon_days": cfg.horizon, "design": cfg.sweep.design,
+            "time_origin": cfg.outcomes.time_origin, "follow_up_days": p.follow_up}
 
 
 def config_digest(cfg: Config) -> str:
@@ -248,7 +252,10 @@ def _dose_times(p: Plan) -> np.ndarray:
 
 
 def _static(p: Plan) -> dict:
-    return {"dose_time": (("scenario",) + p.design.dims + ("dose",), _dose_times(p),
+    return {"origin": (("scenario",) + p.design.dims,
+                       p.origins.reshape((len(p.scenarios),) + p.design.shape),
+                       {"units": "d", "long_name": "Day outcome times count from"}),
+            "dose_time": (("scenario",) + p.design.dims + ("dose",), _dose_times(p),
                           {"units": "d",
                            "long_name": "Dosing time (MSC infusion, HSCT, drug dose change)"}),
             "patient_parameters": (("patient", "parameter"), p.cohort.params,
@@ -463,29 +470,34 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
 
 
 def summary_table(ds: xr.Dataset) -> str:
-    """A readable per-scenario summary of outcomes (pooled over sweep points and patients)."""
-    ds = ds[["remission", "time_to_remission", "relapse", "response", "activity_at",
-             "status"]].load()
-    rows = [("scenario", "runs", "remission", "median t_rem (d)", "relapse|rem",
-             "response", "activity@" + "/".join(f"{x:g}" for x in ds.landmark.values))]
+    """A readable per-scenario summary (pooled over sweep points and patients; medians)."""
+    names = ["remission", "time_to_remission", "response", "flare", "death", "activity_at",
+             "status"]
+    ds = ds[[n for n in names if n in ds]].load()
+    rows = [("scenario", "runs", "remission", "median t_rem (d)", "SRI-4 resp",
+             "flare|resp", "death", "median activity@" + "/".join(f"{x:g}"
+                                                                 for x in ds.landmark.values))]
     for s in ds.scenario.values:
         d = ds.sel(scenario=s)
         ok = d.status == 0
         n = int(ok.sum())
-        rem = d.remission.where(ok)
-        n_rem = int((rem == 1).sum())
+        n_rem = int((d.remission & ok).sum())
         t_rem = d.time_to_remission.where(d.remission & ok)
-        rel = int((d.relapse & ok).sum())
         resp = int((d.response & ok).sum())
+        fl = int((d.flare & ok).sum()) if "flare" in d else 0
+        dead = int((d.death & ok).sum()) if "death" in d else 0
         med = [float(d.activity_at.where(ok).sel(landmark=x).median()) for x in ds.landmark.values]
-        rows.append((str(s), f"{n}", f"{100 * n_rem / max(n, 1):.0f}%",
-                     f"{float(t_rem.median()):.0f}" if n_rem else "-",
-                     f"{100 * rel / max(n_rem, 1):.0f}%" if n_rem else "-",
-                     f"{100 * resp / max(n, 1):.0f}%", "/".join(f"{v:g}" for v in med)))
+        pct = lambda k, of: f"{100 * k / max(of, 1):.0f}%"  # noqa: E731
+        rows.append((str(s), f"{n}", pct(n_rem, n),
+                     f"{float(t_rem.median()):.0f}" if n_rem else "-", pct(resp, n),
+                     pct(fl, resp) if resp else "-", pct(dead, n),
+                     "/".join("-" if v != v else f"{v:g}" for v in med)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     failed = int((ds.status != 0).sum())
     if failed:
         lines.append(f"({failed} runs failed or had no diseased state; see the 'status' variable)")
+    lines.append("flare|resp: SELENA-SLEDAI flare after any response, among responders; "
+                 "activity: the SLEDAI-2K-like score at each landmark (d after the origin)")
     return "\n".join(lines)

@@ -43,7 +43,7 @@ class ActivityItem:
     threshold: float
     above: bool
     domain: str  # "renal", "serology", "extrarenal"
-    major_organ: bool  # counts as major-organ activity (LLDAS, response definitions)
+    major_organ: bool  # major-organ activity as LLDAS counts it (renal, serosa, vasculitis, fever)
     source: str
 
 
@@ -73,10 +73,10 @@ ITEMS: tuple[ActivityItem, ...] = (
                  "SLEDAI-2K: abnormal, patchy or diffuse hair loss; " + _SYST),
     ActivityItem("mucosal_ulcers", 2, "extrarenal_activity", 3.0, True, "extrarenal", False,
                  "SLEDAI-2K: oral or nasal ulcerations; " + _SYST),
-    ActivityItem("fever", 1, "extrarenal_activity", 3.5, True, "extrarenal", False,
+    ActivityItem("fever", 1, "extrarenal_activity", 3.5, True, "extrarenal", True,
                  "SLEDAI-2K: > 38 C without infection; " + _SYST),
-    ActivityItem("serositis", 2, "extrarenal_activity", 4.0, True, "extrarenal", False,
-                 "SLEDAI-2K: pleurisy or pericarditis (2 points each; one item here); " + _SYST),
+    ActivityItem("pleurisy", 2, "extrarenal_activity", 4.0, True, "extrarenal", True,
+                 "SLEDAI-2K: pleuritic pain with rub, effusion or thickening; " + _SYST),
     ActivityItem("thrombocytopenia", 1, "extrarenal_activity", 5.0, True, "extrarenal", False,
                  "SLEDAI-2K: < 100,000 platelets/mm3; " + _SYST),
     ActivityItem("vasculitis", 8, "extrarenal_activity", 6.0, True, "extrarenal", True,

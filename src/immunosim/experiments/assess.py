@@ -1,0 +1,110 @@
+"""From solved runs to clinical outcomes: the model's items on the SLEDAI-2K table, time
+origins, treatment-related deaths, and the call of :func:`clinical.classify`.
+
+This is the bridge between a model (which scores the SLEDAI-2K items it can represent, see
+``model/activity.py``) and the instrument-level outcome definitions of
+:mod:`immunosim.experiments.clinical`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..model import activity as act
+from ..model import sle_msc as m
+from ..model.interventions import HSCT
+from .clinical import classify
+from .config import Config, ConfigError
+from .sledai import SLEDAI_2K
+
+#: Stream of the per-patient uniform draw that decides treatment-related death.
+DEATH_STREAM = 3
+
+#: Bit of each model item in the SLEDAI-2K table, in the order of ``act.ITEMS``.
+_TABLE_BITS = np.array([1 << SLEDAI_2K.names.index(it.name) for it in act.ITEMS], dtype=np.int64)
+
+
+def clinical_inputs(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """Score, SLEDAI-2K item bitmask, serology points and prednisone dose of solved runs.
+
+    Parameters
+    ----------
+    y : ndarray, shape (R, T, n_states)
+    p : ndarray, shape (R, n_params)
+
+    Returns
+    -------
+    dict with ``score``, ``serology_points``, ``prednisone`` (float, (R, T)) and ``items``
+    (int64 bitmask over :data:`~immunosim.experiments.sledai.SLEDAI_2K`, (R, T)); rows with a
+    non-finite state are NaN (their items 0).
+    """
+    present = act.item_presence(act.readouts(y, p))
+    items = (present.astype(np.int64) * _TABLE_BITS).sum(axis=-1)
+    weights = act.ITEM_WEIGHTS
+    sero_w = np.where([it.domain == "serology" for it in act.ITEMS], weights, 0.0)
+    score = present.astype(float) @ weights
+    sero = present.astype(float) @ sero_w
+    bad = ~np.isfinite(y).all(axis=-1)
+    return {"score": np.where(bad, np.nan, score), "serology_points": np.where(bad, np.nan, sero),
+            "items": np.where(bad, 0, items), "prednisone": y[..., m.GC_DOSE]}
+
+
+def first_dose(interventions: Sequence) -> float:
+    """Day of the first dose of any intervention (0 when there is none)."""
+    times = [float(t) for iv in interventions for t in iv.dose_times()]
+    return min(times) if times else 0.0
+
+
+def origin_of(cfg: Config, interventions: Sequence) -> float:
+    return first_dose(interventions) if cfg.outcomes.time_origin == "first_dose" else 0.0
+
+
+def follow_up(cfg: Config, max_origin: float) -> float:
+    """Days of follow-up after the origin: ``outcomes.follow_up`` or what the horizon leaves."""
+    fu = cfg.outcomes.follow_up
+    if fu is None:
+        fu = cfg.horizon - max_origin
+        if fu <= 0:
+            raise ConfigError(f"outcomes.time_origin: a first dose at day {max_origin:g} leaves "
+                              f"no follow-up before the horizon ({cfg.horizon:g} d)")
+    elif max_origin + fu > cfg.horizon + 1e-9:
+        raise ConfigError(f"outcomes.follow_up: {fu:g} d after a first dose at day "
+                          f"{max_origin:g} runs past the horizon ({cfg.horizon:g} d); give at "
+                          f"most {cfg.horizon - max_origin:g}")
+    late = [x for x in cfg.outcomes.landmarks if x > fu + 1e-9]
+    if late:
+        raise ConfigError(f"outcomes.landmarks: {late[0]:g} is after the follow-up ({fu:g} d "
+                          "after the origin)")
+    return float(fu)
+
+
+def death_times(seed: int, patients: np.ndarray, interventions: Sequence[Sequence]) -> np.ndarray:
+    """Day of treatment-related death per run (NaN: survives), shape ``(len(patients),)``.
+
+    Each patient has one uniform draw from its own stream (``SeedSequence(seed,
+    spawn_key=(DEATH_STREAM, patient))``), the same in every scenario and sweep point, so arms
+    are compared on the same patients and results do not depend on chunking or workers.
+    """
+    out = np.full(len(patients), np.nan)
+    for r, (i, ivs) in enumerate(zip(patients, interventions)):
+        hs = [iv for iv in ivs if isinstance(iv, HSCT)]
+        if not hs:
+            continue
+        ss = np.random.SeedSequence(seed, spawn_key=(DEATH_STREAM, int(i)))
+        u = float(np.random.default_rng(ss).random())
+        deaths = [h.death_time(u) for h in hs]
+        finite = [d for d in deaths if d == d]
+        out[r] = min(finite) if finite else np.nan
+    return out
+
+
+def assess(cfg: Config, t: np.ndarray, y: np.ndarray, params: np.ndarray, ok: np.ndarray,
+           origin: np.ndarray, death: np.ndarray, fu: float) -> dict[str, np.ndarray]:
+    """Clinical outcomes of solved runs (the keys of ``clinical.OUTCOMES``), failed runs masked."""
+    ci = clinical_inputs(y, params)
+    score = np.where(ok[:, None], ci["score"], np.nan)
+    return classify(t, score, items=ci["items"], serology_points=ci["serology_points"],
+                    prednisone=ci["prednisone"], origin=origin, death=death, horizon=fu,
+                    landmarks=cfg.outcomes.landmarks, options=cfg.outcomes.options())
