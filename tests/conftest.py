@@ -69,8 +69,8 @@ values = [1, 2]
 size = 6
 [cohort.parameters.activation_rate]
 distribution = "lognormal"
-median = 0.12
-cv = 1.0
+median = 0.06
+cv = 0.5
 [cohort.parameters.reg_induction]
 distribution = "lognormal"
 median = 0.6
