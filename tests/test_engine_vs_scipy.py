@@ -8,8 +8,8 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from immunosim.engines.ode.solver import EventTable, solve
-from immunosim.model import sle_msc as m
 from immunosim.model import regimens as rg
+from immunosim.model import sle_msc as m
 from immunosim.model.interventions import HSCT, OP_ADD, OP_SCALE, OP_SET, MSCInfusion, schedule
 from tests.conftest import random_parameter_points, tolerance_units
 

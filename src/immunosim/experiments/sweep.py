@@ -28,11 +28,11 @@ from .. import __version__
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
+from .assess import assess, death_times, follow_up, origin_of
+from .clinical import OUTCOMES
 from .cohort import Cohort, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
-from .assess import assess, death_times, follow_up, origin_of
-from .clinical import OUTCOMES
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
