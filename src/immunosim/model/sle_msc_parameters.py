@@ -279,7 +279,7 @@ _DRUGS = (
     Parameter("rtx_ec50", 0.05, "1", 0.01, 0.3,
               "assumed: effect in units of one 1000 mg infusion; half-maximal at 5% of it",
               "Rituximab level giving half-maximal kill"),
-    Parameter("car_expansion", 0.7, "1/d", 0.3, 1.5,
+    Parameter("car_expansion", 1.5, "1/d", 0.3, 3.0,
               "assumed from CD19 CAR-T cellular kinetics in lymphoma/leukaemia: peak about day "
               "7-14 (Mueller KT et al., Blood 2017;130:2317 [secondary])",
               "Maximal target-driven CAR-T expansion rate"),
@@ -287,11 +287,12 @@ _DRUGS = (
               "assumed: CAR-T contract over weeks to months after the peak (Mueller 2017 "
               "[secondary])",
               "CAR-T contraction rate"),
-    Parameter("car_target_k50", 0.1, "1", 0.02, 1.0,
+    Parameter("car_target_k50", 1.0, "1", 0.2, 3.0,
               "assumed: CD19+ B cells (healthy pool = 1) giving half-maximal CAR-T expansion",
               "B-cell level giving half-maximal CAR-T expansion"),
-    Parameter("car_kill", 2.0, "1/d", 0.5, 5.0,
-              "assumed: CD19 CAR-T deplete circulating and tissue B cells within days",
+    Parameter("car_kill", 0.5, "1/d", 0.1, 3.0,
+              "assumed: CD19 CAR-T deplete circulating and tissue B cells within about a week, "
+              "while expanding 100-1000-fold on them (Mueller 2017 [secondary])",
               "Maximal CAR-T kill rate of CD19+ B-lineage cells"),
     Parameter("car_kill_k50", 0.05, "1e6 cells/kg", 0.01, 0.5,
               "assumed: CAR-T level giving half-maximal kill; aplasia ends when CAR-T contract "

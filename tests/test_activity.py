@@ -1,0 +1,79 @@
+"""Graded activity: each SLEDAI-2K item on constructed states with known answers."""
+
+import numpy as np
+import pytest
+
+from immunosim.experiments.assess import clinical_inputs
+from immunosim.experiments.sledai import SLEDAI_2K
+from immunosim.model import activity as act
+from immunosim.model import sle_msc as m
+
+P = m.PARAMETERS.vector({"renal_susceptibility": 1.0, "extrarenal_susceptibility": 1.0})
+
+
+def healthy_state():
+    y = np.zeros(m.N_STATES)
+    y[m.ANTI_DSDNA], y[m.C3], y[m.CD4] = 10.0, 120.0, 1.0
+    return y
+
+
+def test_healthy_state_scores_zero():
+    assert act.activity(healthy_state(), P) == 0
+
+
+@pytest.mark.parametrize("item", act.ITEMS, ids=lambda it: it.name)
+def test_each_item_switches_at_its_threshold(item):
+    """Just past its threshold an item adds exactly its SLEDAI-2K weight (the items with a lower
+    threshold on the same read-out are present too); just short of it, it does not."""
+    ic50 = P[m.PARAMETERS.index["ic_k50"]]
+    base = P[m.PARAMETERS.index["proteinuria_base"]]
+    pmax = P[m.PARAMETERS.index["proteinuria_max"]]
+
+    def state(value):
+        y = healthy_state()
+        if item.variable == "renal_inflammation":
+            y[m.IC] = value * ic50
+        elif item.variable == "extrarenal_activity":
+            y[m.INFLAMMATION] = value
+        elif item.variable == "proteinuria":
+            y[m.DAMAGE] = (value - base) / pmax
+        elif item.variable == "anti_dsdna":
+            y[m.ANTI_DSDNA] = value
+        else:
+            y[m.C3] = value
+        return y
+
+    eps = 1e-6 * item.threshold
+    beyond = item.threshold + (eps if item.above else -eps)
+    short = item.threshold - (eps if item.above else -eps)
+    present_beyond = act.item_presence(act.readouts(state(beyond), P))
+    present_short = act.item_presence(act.readouts(state(short), P))
+    k = act.ITEMS.index(item)
+    assert present_beyond[k] and not present_short[k]
+    diff = act.activity(state(beyond), P) - act.activity(state(short), P)
+    assert diff == item.points == SLEDAI_2K.weights[SLEDAI_2K.names.index(item.name)]
+
+
+def test_glucocorticoid_lowers_renal_activity_by_its_emax():
+    y = healthy_state()
+    y[m.IC] = 6.0
+    r0 = act.readouts(y, P)["renal_inflammation"]
+    y[m.GC] = P[m.PARAMETERS.index["gc_ec50"]]  # half-maximal effect
+    r1 = act.readouts(y, P)["renal_inflammation"]
+    assert r1 == pytest.approx(r0 * (1 - 0.5 * P[m.PARAMETERS.index["gc_emax_renal"]]))
+
+
+def test_expected_score_is_half_the_weight_at_the_threshold():
+    y = healthy_state()
+    y[m.INFLAMMATION] = 6.0  # vasculitis threshold: probability 1/2 for its 8 points
+    probs = act.item_probability(act.readouts(y, P))
+    assert probs[[it.name for it in act.ITEMS].index("vasculitis")] == pytest.approx(0.5)
+
+
+def test_clinical_inputs_put_model_items_on_the_sledai_table():
+    y = healthy_state()
+    y[m.IC], y[m.ANTI_DSDNA], y[m.C3], y[m.GC_DOSE] = 5.0 * 3.0, 200.0, 60.0, 7.5
+    ci = clinical_inputs(y[None, None, :], P[None, :])
+    assert ci["score"][0, 0] == SLEDAI_2K.points(ci["items"])[0, 0] == act.activity(y, P)
+    assert ci["serology_points"][0, 0] == 4 and ci["prednisone"][0, 0] == 7.5
+    assert ci["items"][0, 0] & SLEDAI_2K.mask("hematuria", "pyuria", "urinary_casts")
