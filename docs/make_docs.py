@@ -89,11 +89,11 @@ def bistability_figure(path: Path) -> None:
 def baseline_figure(path: Path) -> str:
     """Baseline activity and proteinuria of the example cohort (configs/baseline.toml) against
     Liang 2010 (SLEDAI 12.2 +- 3.3; proteinuria 2.5 +- 1.3 g/24h); returns a one-line summary."""
+    import matplotlib
+
     from immunosim.experiments.assess import clinical_inputs
     from immunosim.experiments.config import load_config
     from immunosim.experiments.sweep import plan
-
-    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
