@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -45,10 +45,12 @@ class _Record(_Strict):
     """A dosing record of one drug; subclasses set ``drug`` to a literal tag."""
 
     drug: str
+    #: The model record this config record builds (its fields are the config's, less ``drug``).
+    kind: ClassVar[type]
 
     def build(self) -> Any:
         """The model record (a frozen dataclass with ``events(p)`` and ``dose_times()``)."""
-        raise NotImplementedError
+        return self.kind(**self.model_dump(exclude={"drug"}))
 
     def _form(self) -> None:
         """Cross-field checks before building (messages start with the field name)."""
@@ -68,6 +70,7 @@ class GlucocorticoidRecord(_Record):
     """Methylprednisolone pulses (optional), then an oral prednisone taper."""
 
     drug: Literal["glucocorticoid"]
+    kind: ClassVar[type] = Glucocorticoid
     start: NonNeg = 0.0
     pulse_mg: NonNeg = 0.0
     pulse_days: Count = 3
@@ -76,8 +79,6 @@ class GlucocorticoidRecord(_Record):
     taper_weeks: NonNeg = 0.0
     stop: NonNeg | None = None
 
-    def build(self) -> Glucocorticoid:
-        return Glucocorticoid(**self.model_dump(exclude={"drug"}))
 
     def suspicious(self) -> list[tuple[str, str]]:
         out = []
@@ -94,6 +95,7 @@ class CyclophosphamideRecord(_Record):
     """IV cyclophosphamide: a published ``regimen`` or an explicit pulse schedule."""
 
     drug: Literal["cyclophosphamide"]
+    kind: ClassVar[type] = Cyclophosphamide
     regimen: Literal["nih", "euro_lupus"] | None = None
     time: NonNeg = 0.0
     g_per_m2: Pos | None = None
@@ -136,6 +138,7 @@ class MycophenolateRecord(_Record):
     """Mycophenolate mofetil at ``dose`` g/d from ``start`` to ``stop``."""
 
     drug: Literal["mycophenolate"]
+    kind: ClassVar[type] = Mycophenolate
     dose: NonNeg
     start: NonNeg = 0.0
     stop: NonNeg | None = None
@@ -144,8 +147,6 @@ class MycophenolateRecord(_Record):
         if self.dose > 100:
             raise ValueError(f"dose: {self.dose:g} is in g/d, not mg/d (2000 mg/d is dose = 2)")
 
-    def build(self) -> Mycophenolate:
-        return Mycophenolate(self.dose, self.start, self.stop)
 
     def suspicious(self) -> list[tuple[str, str]]:
         if self.dose > 3:
@@ -158,12 +159,11 @@ class HydroxychloroquineRecord(_Record):
     """Hydroxychloroquine at ``dose`` mg/d from ``start`` to ``stop``."""
 
     drug: Literal["hydroxychloroquine"]
+    kind: ClassVar[type] = Hydroxychloroquine
     dose: NonNeg
     start: NonNeg = 0.0
     stop: NonNeg | None = None
 
-    def build(self) -> Hydroxychloroquine:
-        return Hydroxychloroquine(self.dose, self.start, self.stop)
 
     def suspicious(self) -> list[tuple[str, str]]:
         if self.dose > 400:
@@ -179,13 +179,12 @@ class RituximabRecord(_Record):
     """Rituximab: ``count`` infusions of ``dose`` mg, ``interval`` days apart."""
 
     drug: Literal["rituximab"]
+    kind: ClassVar[type] = Rituximab
     dose: NonNeg = 1000.0
     time: NonNeg = 0.0
     interval: NonNeg = 14.0
     count: Count = 2
 
-    def build(self) -> Rituximab:
-        return Rituximab(self.dose, self.time, self.interval, self.count)
 
     def suspicious(self) -> list[tuple[str, str]]:
         if 0 < self.dose < 100:
@@ -198,12 +197,11 @@ class CARTRecord(_Record):
     """CD19 CAR-T: lymphodepletion on days ``time``..``time + 2``, cells on ``time + 5``."""
 
     drug: Literal["car_t"]
+    kind: ClassVar[type] = CART
     time: NonNeg = 0.0
     cells: NonNeg = 1e6
     lymphodepletion: NonNeg = 8.0
 
-    def build(self) -> CART:
-        return CART(self.time, self.cells, self.lymphodepletion)
 
     def suspicious(self) -> list[tuple[str, str]]:
         if 0 < self.cells < 1e3:
@@ -221,11 +219,7 @@ DRUGS: dict[str, type[_Record]] = {
     "rituximab": RituximabRecord,
     "car_t": CARTRecord,
 }
-KINDS: dict[str, type] = {
-    "glucocorticoid": Glucocorticoid, "cyclophosphamide": Cyclophosphamide,
-    "mycophenolate": Mycophenolate, "hydroxychloroquine": Hydroxychloroquine,
-    "rituximab": Rituximab, "car_t": CART,
-}
+KINDS: dict[str, type] = {tag: rec.kind for tag, rec in DRUGS.items()}
 #: Sweepable fields per drug: the numeric fields of the model record.
 TARGETS = {d: {f.name for f in dataclasses.fields(k)} for d, k in KINDS.items()}
 INT_FIELDS = frozenset({"count", "pulse_days"})

@@ -27,6 +27,25 @@ Event = tuple[float, int, int, float]
 
 CELLS_PER_UNIT = 1e6  # the MSC state is in 1e6 cells/kg
 
+
+def check_number(name: str, value: float, low: float = 0.0, high: float = np.inf,
+                 unit: str = "") -> None:
+    """Raise ``ValueError("name: ...")`` unless ``low <= value <= high`` (finite)."""
+    if not (np.isfinite(value) and low <= value <= high):
+        rng = f">= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{name}: {value!r} is not a number {rng}{' ' + unit if unit else ''}")
+
+
+def repeated_times(time: float, interval: float, count: int) -> np.ndarray:
+    """Days of ``count`` doses ``interval`` days apart from ``time`` (the ``ii / addl`` record),
+    checked: a non-negative start, a positive integer count, an interval > 0 when repeated."""
+    check_number("time", time, unit="d")
+    if int(count) != count or count < 1:
+        raise ValueError(f"count: {count!r} is not a positive integer")
+    if count > 1 and not interval > 0:
+        raise ValueError(f"interval: {interval!r} must be > 0 days when count > 1")
+    return time + interval * np.arange(int(count))
+
 #: B-lineage compartments removed by HSCT (conditioning plus a CD34-selected graft).
 HSCT_B_LINEAGE = (m.B_NAIVE, m.B_GC, m.B_MEM, m.PLASMABLAST)
 #: Cyclophosphamide conditioning: 50 mg/kg on each of 4 days, 200 mg/kg in all (Burt RK et al.,
@@ -60,19 +79,13 @@ class MSCInfusion:
     source: str = "bm"
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.amount) or self.amount < 0:
-            raise ValueError(f"amount: {self.amount!r} is not a non-negative number of cells/kg")
-        if not np.isfinite(self.time) or self.time < 0:
-            raise ValueError(f"time: {self.time!r} is not a non-negative day")
-        if int(self.count) != self.count or self.count < 1:
-            raise ValueError(f"count: {self.count!r} is not a positive integer")
-        if self.count > 1 and not self.interval > 0:
-            raise ValueError(f"interval: {self.interval!r} must be > 0 days when count > 1")
+        check_number("amount", self.amount, unit="cells/kg")
+        repeated_times(self.time, self.interval, self.count)
         if self.source not in ("bm", "uc"):
             raise ValueError(f"source: {self.source!r} is not one of 'bm', 'uc'")
 
     def dose_times(self) -> np.ndarray:
-        return self.time + self.interval * np.arange(int(self.count))
+        return repeated_times(self.time, self.interval, self.count)
 
     def events(self, p: np.ndarray) -> list[Event]:
         potency = p[m.PARAMETERS.index[f"potency_{self.source}"]]
@@ -127,14 +140,10 @@ class HSCT:
     trm_window: float = 100.0
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.time) or self.time < 0:
-            raise ValueError(f"time: {self.time!r} is not a non-negative day")
+        check_number("time", self.time, unit="d")
         for name in ("depletion", "t_cell_depletion", "llpc_depletion", "trm"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name}: {v!r} is not a fraction in [0, 1]")
-        if not (np.isfinite(self.regulatory_reset) and self.regulatory_reset >= 0):
-            raise ValueError(f"regulatory_reset: {self.regulatory_reset!r} is not >= 0")
+            check_number(name, getattr(self, name), 0.0, 1.0, "(a fraction)")
+        check_number("regulatory_reset", self.regulatory_reset)
         if not (np.isfinite(self.trm_window) and self.trm_window > 0):
             raise ValueError(f"trm_window: {self.trm_window!r} is not > 0 days")
 

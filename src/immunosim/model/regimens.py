@@ -22,9 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import sle_msc as m
-
-OP_ADD, OP_SCALE, OP_SET = 0, 1, 2
-Event = tuple[float, int, int, float]
+from .interventions import OP_ADD, OP_SET, Event, check_number, repeated_times
 
 #: Methylprednisolone is 1.25x as potent as prednisone (standard glucocorticoid equivalence).
 METHYLPRED_TO_PREDNISONE = 1.25
@@ -32,22 +30,6 @@ METHYLPRED_TO_PREDNISONE = 1.25
 BODY_WEIGHT_KG = 70.0
 BODY_SURFACE_M2 = 1.8
 RITUXIMAB_UNIT_MG = 1000.0  # the rtx state is in units of one 1000 mg infusion
-
-
-def _check(name: str, value: float, low: float = 0.0, high: float = np.inf,
-           unit: str = "") -> None:
-    if not (np.isfinite(value) and low <= value <= high):
-        rng = f">= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]"
-        raise ValueError(f"{name}: {value!r} is not a number {rng}{' ' + unit if unit else ''}")
-
-
-def _times(time: float, interval: float, count: int) -> np.ndarray:
-    _check("time", time, unit="d")
-    if int(count) != count or count < 1:
-        raise ValueError(f"count: {count!r} is not a positive integer")
-    if count > 1 and not interval > 0:
-        raise ValueError(f"interval: {interval!r} must be > 0 days when count > 1")
-    return time + interval * np.arange(int(count))
 
 
 @dataclass(frozen=True)
@@ -82,11 +64,11 @@ class Glucocorticoid:
     stop: float | None = None
 
     def __post_init__(self) -> None:
-        _check("start", self.start, unit="d")
-        _check("pulse_mg", self.pulse_mg, 0, 2000, "mg/d")
-        _check("oral_mg", self.oral_mg, 0, 200, "mg/d")
-        _check("taper_to", self.taper_to, 0, max(self.oral_mg, 0.0), "mg/d (<= oral_mg)")
-        _check("taper_weeks", self.taper_weeks, 0, 520, "weeks")
+        check_number("start", self.start, unit="d")
+        check_number("pulse_mg", self.pulse_mg, 0, 2000, "mg/d")
+        check_number("oral_mg", self.oral_mg, 0, 200, "mg/d")
+        check_number("taper_to", self.taper_to, 0, max(self.oral_mg, 0.0), "mg/d (<= oral_mg)")
+        check_number("taper_weeks", self.taper_weeks, 0, 520, "weeks")
         if int(self.pulse_days) != self.pulse_days or self.pulse_days < 1:
             raise ValueError(f"pulse_days: {self.pulse_days!r} is not a positive integer")
         if self.stop is not None and not self.stop > self.start:
@@ -132,8 +114,8 @@ class Cyclophosphamide:
     count: int = 1
 
     def __post_init__(self) -> None:
-        _check("dose", self.dose, 0, 60, "mg/kg")
-        _times(self.time, self.interval, self.count)
+        check_number("dose", self.dose, 0, 60, "mg/kg")
+        repeated_times(self.time, self.interval, self.count)
 
     @classmethod
     def nih(cls, time: float = 0.0, g_per_m2: float = 0.75, count: int = 6) -> Cyclophosphamide:
@@ -146,7 +128,7 @@ class Cyclophosphamide:
         return cls(500.0 / BODY_WEIGHT_KG, time, 14.0, 6)
 
     def dose_times(self) -> np.ndarray:
-        return _times(self.time, self.interval, self.count)
+        return repeated_times(self.time, self.interval, self.count)
 
     def events(self, p: np.ndarray) -> list[Event]:
         return [(float(t), m.CYC, OP_ADD, float(self.dose)) for t in self.dose_times()]
@@ -165,8 +147,8 @@ class _OralCourse:
     _UNIT = ""
 
     def __post_init__(self) -> None:
-        _check("dose", self.dose, 0, self._MAX, self._UNIT)
-        _check("start", self.start, unit="d")
+        check_number("dose", self.dose, 0, self._MAX, self._UNIT)
+        check_number("start", self.start, unit="d")
         if self.stop is not None and not self.stop > self.start:
             raise ValueError(f"stop: {self.stop!r} must be after start ({self.start:g})")
 
@@ -212,11 +194,11 @@ class Rituximab:
     count: int = 2
 
     def __post_init__(self) -> None:
-        _check("dose", self.dose, 0, 3000, "mg")
-        _times(self.time, self.interval, self.count)
+        check_number("dose", self.dose, 0, 3000, "mg")
+        repeated_times(self.time, self.interval, self.count)
 
     def dose_times(self) -> np.ndarray:
-        return _times(self.time, self.interval, self.count)
+        return repeated_times(self.time, self.interval, self.count)
 
     def events(self, p: np.ndarray) -> list[Event]:
         v = float(self.dose / RITUXIMAB_UNIT_MG)
@@ -247,9 +229,9 @@ class CART:
     lymphodepletion: float = 8.0
 
     def __post_init__(self) -> None:
-        _check("time", self.time, unit="d")
-        _check("cells", self.cells, 0, 1e9, "cells/kg")
-        _check("lymphodepletion", self.lymphodepletion, 0, 60, "mg/kg/d")
+        check_number("time", self.time, unit="d")
+        check_number("cells", self.cells, 0, 1e9, "cells/kg")
+        check_number("lymphodepletion", self.lymphodepletion, 0, 60, "mg/kg/d")
 
     def dose_times(self) -> np.ndarray:
         return np.array([self.time + 5.0])
