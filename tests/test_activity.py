@@ -77,3 +77,7 @@ def test_clinical_inputs_put_model_items_on_the_sledai_table():
     assert ci["score"][0, 0] == SLEDAI_2K.points(ci["items"])[0, 0] == act.activity(y, P)
     assert ci["serology_points"][0, 0] == 4 and ci["prednisone"][0, 0] == 7.5
     assert ci["items"][0, 0] & SLEDAI_2K.mask("hematuria", "pyuria", "urinary_casts")
+
+
+def test_model_serology_items_are_the_instruments():
+    assert {it.name for it in act.ITEMS if it.domain == "serology"} == set(SLEDAI_2K.serology)

@@ -40,15 +40,11 @@ def clinical_inputs(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     (int64 bitmask over :data:`~immunosim.experiments.sledai.SLEDAI_2K`, (R, T)); rows with a
     non-finite state are NaN (their items 0).
     """
-    present = act.item_presence(act.readouts(y, p))
-    items = (present.astype(np.int64) * _TABLE_BITS).sum(axis=-1)
-    weights = act.ITEM_WEIGHTS
-    sero_w = np.where([it.domain == "serology" for it in act.ITEMS], weights, 0.0)
-    score = present.astype(float) @ weights
-    sero = present.astype(float) @ sero_w
-    bad = ~np.isfinite(y).all(axis=-1)
-    return {"score": np.where(bad, np.nan, score), "serology_points": np.where(bad, np.nan, sero),
-            "items": np.where(bad, 0, items), "prednisone": y[..., m.GC_DOSE]}
+    s = act.score_items(y, p)
+    items = (s["present"].astype(np.int64) * _TABLE_BITS).sum(axis=-1)
+    items = np.where(np.isnan(s["score"]), 0, items)
+    return {"score": s["score"], "serology_points": s["serology_points"], "items": items,
+            "prednisone": y[..., m.GC_DOSE]}
 
 
 def first_dose(interventions: Sequence) -> float:

@@ -43,7 +43,6 @@ class ActivityItem:
     threshold: float
     above: bool
     domain: str  # "renal", "serology", "extrarenal"
-    major_organ: bool  # major-organ activity as LLDAS counts it (renal, serosa, vasculitis, fever)
     source: str
 
 
@@ -51,35 +50,35 @@ _RENAL = "assumed threshold on renal immune-complex activity (staggered)"
 _SYST = "assumed threshold on systemic inflammation (staggered)"
 
 ITEMS: tuple[ActivityItem, ...] = (
-    ActivityItem("proteinuria", 4, "proteinuria", 0.5, True, "renal", True,
+    ActivityItem("proteinuria", 4, "proteinuria", 0.5, True, "renal",
                  "SLEDAI-2K: new onset or increase > 0.5 g/24 h"),
-    ActivityItem("hematuria", 4, "renal_inflammation", 1.5, True, "renal", True,
+    ActivityItem("hematuria", 4, "renal_inflammation", 1.5, True, "renal",
                  "SLEDAI-2K: > 5 RBC/hpf; " + _RENAL),
-    ActivityItem("pyuria", 4, "renal_inflammation", 3.0, True, "renal", True,
+    ActivityItem("pyuria", 4, "renal_inflammation", 3.0, True, "renal",
                  "SLEDAI-2K: > 5 WBC/hpf; " + _RENAL),
-    ActivityItem("urinary_casts", 4, "renal_inflammation", 4.5, True, "renal", True,
+    ActivityItem("urinary_casts", 4, "renal_inflammation", 4.5, True, "renal",
                  "SLEDAI-2K: heme-granular or RBC casts; " + _RENAL),
-    ActivityItem("anti_dsdna", 2, "anti_dsdna", 30.0, True, "serology", False,
+    ActivityItem("anti_dsdna", 2, "anti_dsdna", 30.0, True, "serology",
                  "SLEDAI-2K increased DNA binding; cut-off assumed (assay-specific)"),
-    ActivityItem("low_complement", 2, "c3", 90.0, False, "serology", False,
+    ActivityItem("low_complement", 2, "c3", 90.0, False, "serology",
                  "SLEDAI-2K low complement; C3 lower reference limit 90 mg/dL"),
-    ActivityItem("rash", 2, "extrarenal_activity", 1.0, True, "extrarenal", False,
+    ActivityItem("rash", 2, "extrarenal_activity", 1.0, True, "extrarenal",
                  "SLEDAI-2K: inflammatory rash; " + _SYST),
-    ActivityItem("arthritis", 4, "extrarenal_activity", 1.5, True, "extrarenal", False,
+    ActivityItem("arthritis", 4, "extrarenal_activity", 1.5, True, "extrarenal",
                  "SLEDAI-2K: >= 2 joints with pain and signs of inflammation; " + _SYST),
-    ActivityItem("leukopenia", 1, "extrarenal_activity", 2.0, True, "extrarenal", False,
+    ActivityItem("leukopenia", 1, "extrarenal_activity", 2.0, True, "extrarenal",
                  "SLEDAI-2K: < 3000 WBC/mm3; " + _SYST),
-    ActivityItem("alopecia", 2, "extrarenal_activity", 2.5, True, "extrarenal", False,
+    ActivityItem("alopecia", 2, "extrarenal_activity", 2.5, True, "extrarenal",
                  "SLEDAI-2K: abnormal, patchy or diffuse hair loss; " + _SYST),
-    ActivityItem("mucosal_ulcers", 2, "extrarenal_activity", 3.0, True, "extrarenal", False,
+    ActivityItem("mucosal_ulcers", 2, "extrarenal_activity", 3.0, True, "extrarenal",
                  "SLEDAI-2K: oral or nasal ulcerations; " + _SYST),
-    ActivityItem("fever", 1, "extrarenal_activity", 3.5, True, "extrarenal", True,
+    ActivityItem("fever", 1, "extrarenal_activity", 3.5, True, "extrarenal",
                  "SLEDAI-2K: > 38 C without infection; " + _SYST),
-    ActivityItem("pleurisy", 2, "extrarenal_activity", 4.0, True, "extrarenal", True,
+    ActivityItem("pleurisy", 2, "extrarenal_activity", 4.0, True, "extrarenal",
                  "SLEDAI-2K: pleuritic pain with rub, effusion or thickening; " + _SYST),
-    ActivityItem("thrombocytopenia", 1, "extrarenal_activity", 5.0, True, "extrarenal", False,
+    ActivityItem("thrombocytopenia", 1, "extrarenal_activity", 5.0, True, "extrarenal",
                  "SLEDAI-2K: < 100,000 platelets/mm3; " + _SYST),
-    ActivityItem("vasculitis", 8, "extrarenal_activity", 6.0, True, "extrarenal", True,
+    ActivityItem("vasculitis", 8, "extrarenal_activity", 6.0, True, "extrarenal",
                  "SLEDAI-2K: ulceration, gangrene, nodules, infarction or biopsy-proven; " + _SYST),
 )
 
@@ -87,13 +86,11 @@ ITEMS: tuple[ActivityItem, ...] = (
 #: recorded with probability 0.5 at its threshold and 0.9 at 1.44x it).
 ITEM_STEEPNESS = 6.0
 
-#: Bit of each item in the ``items`` bitmask, and masks of item groups.
-ITEM_BIT: dict[str, int] = {it.name: 1 << k for k, it in enumerate(ITEMS)}
+#: Item weights (points), thresholds and direction, in the order of :data:`ITEMS`.
 ITEM_WEIGHTS = np.array([it.points for it in ITEMS], dtype=np.float64)
-SEROLOGY_MASK = sum(ITEM_BIT[it.name] for it in ITEMS if it.domain == "serology")
-RENAL_MASK = sum(ITEM_BIT[it.name] for it in ITEMS if it.domain == "renal")
-MAJOR_ORGAN_MASK = sum(ITEM_BIT[it.name] for it in ITEMS if it.major_organ)
-MAX_SCORE = int(ITEM_WEIGHTS.sum())
+SEROLOGY_WEIGHTS = np.where([it.domain == "serology" for it in ITEMS], ITEM_WEIGHTS, 0.0)
+_THRESHOLD = np.array([it.threshold for it in ITEMS])
+_ABOVE = np.array([it.above for it in ITEMS])
 
 #: Read-outs derived from the states (name -> (unit, long name)).
 OBSERVABLES: dict[str, tuple[str, str]] = {
@@ -134,25 +131,45 @@ def readouts(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
             "anti_dsdna": y[..., m.ANTI_DSDNA], "c3": y[..., m.C3]}
 
 
+def _by_item(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Each item's read-out, shape ``(..., n_items)``."""
+    return np.stack([values[it.variable] for it in ITEMS], axis=-1)
+
+
 def item_presence(values: dict[str, np.ndarray]) -> np.ndarray:
     """Items present, shape ``(..., n_items)`` (bool), from :func:`readouts`."""
-    cols = []
-    for it in ITEMS:
-        v = values[it.variable]
-        cols.append(v > it.threshold if it.above else v < it.threshold)
-    return np.stack(cols, axis=-1)
+    v = _by_item(values)
+    return np.where(_ABOVE, v > _THRESHOLD, v < _THRESHOLD)
 
 
 def item_probability(values: dict[str, np.ndarray]) -> np.ndarray:
     """Smooth probability that each item is recorded, shape ``(..., n_items)``."""
-    cols = []
-    k = ITEM_STEEPNESS
-    for it in ITEMS:
-        r = np.maximum(values[it.variable], 0.0) / it.threshold
-        with np.errstate(divide="ignore", over="ignore"):
-            rk = r**k if it.above else np.where(r > 0, r**-k, np.inf)
-        cols.append(np.where(np.isinf(rk), 1.0, rk / (1.0 + rk)))
-    return np.stack(cols, axis=-1)
+    r = np.maximum(_by_item(values), 0.0) / _THRESHOLD
+    with np.errstate(divide="ignore", over="ignore"):
+        rk = np.where(_ABOVE, r**ITEM_STEEPNESS, r**-ITEM_STEEPNESS)
+        return np.where(np.isinf(rk), 1.0, rk / (1.0 + rk))
+
+
+def score_items(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """Items present and the score, from the states.
+
+    Parameters
+    ----------
+    y : ndarray, shape (..., n_states)
+    p : ndarray, shape (n_params,) or (P, n_params)
+
+    Returns
+    -------
+    dict with ``readouts`` (the dict of :func:`readouts`), ``present`` (bool,
+    ``y.shape[:-1] + (n_items,)``), ``score`` and ``serology_points`` (points,
+    ``y.shape[:-1]``; NaN where a state is not finite).
+    """
+    v = readouts(y, p)
+    present = item_presence(v)
+    bad = ~np.isfinite(np.asarray(y, dtype=float)).all(axis=-1)
+    score = np.where(bad, np.nan, present @ ITEM_WEIGHTS)
+    sero = np.where(bad, np.nan, present @ SEROLOGY_WEIGHTS)
+    return {"readouts": v, "present": present, "score": score, "serology_points": sero}
 
 
 def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
@@ -163,24 +180,13 @@ def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     y : ndarray, shape (..., n_states)
     p : ndarray, shape (n_params,) or (P, n_params)
     """
-    v = readouts(y, p)
-    present = item_presence(v)
-    score = present.astype(float) @ ITEM_WEIGHTS
-    sero = present[..., [it.domain == "serology" for it in ITEMS]].astype(float) @ np.array(
-        [it.points for it in ITEMS if it.domain == "serology"], dtype=float)
-    expected = item_probability(v) @ ITEM_WEIGHTS
-    bad = ~np.isfinite(np.asarray(y, dtype=float)).all(axis=-1)
-    score, sero, expected = (np.where(bad, np.nan, a) for a in (score, sero, expected))
+    s = score_items(y, p)
+    v = s["readouts"]
+    expected = np.where(np.isnan(s["score"]), np.nan, item_probability(v) @ ITEM_WEIGHTS)
     return {"proteinuria": v["proteinuria"], "renal_inflammation": v["renal_inflammation"],
-            "extrarenal_activity": v["extrarenal_activity"], "activity": score,
-            "expected_activity": expected, "clinical_activity": score - sero}
-
-
-def item_bitmask(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Items present as an ``int64`` bitmask (bit ``k`` = ``ITEMS[k]``), shape ``y.shape[:-1]``."""
-    present = item_presence(readouts(y, p))
-    bits = np.array([1 << k for k in range(len(ITEMS))], dtype=np.int64)
-    return (present.astype(np.int64) * bits).sum(axis=-1)
+            "extrarenal_activity": v["extrarenal_activity"], "activity": s["score"],
+            "expected_activity": expected,
+            "clinical_activity": s["score"] - s["serology_points"]}
 
 
 def activity(y: np.ndarray, p: np.ndarray) -> np.ndarray:
