@@ -203,3 +203,26 @@ def test_steady_states_against_independent_root_finder():
         # the batch rows are the rows' own states, not a neighbour's
         single = steady_states(p)
         assert [round(a.antigen, 9) for a in single] == [round(b.antigen, 9) for b in states]
+
+
+def test_treatment_parameters_leave_the_untreated_steady_state_alone():
+    """Sweeps reuse a patient's starting state when only treatment-flagged parameters change:
+    moving every one of them (to the other end of its range) must not move the equilibria, and
+    moving any other parameter that the equilibria read must."""
+    from immunosim.model.steady_states import state_given_antigen
+
+    p = m.PARAMETERS.defaults()
+    b = m.PARAMETERS.bounds()
+    q = p.copy()
+    idx = m.PARAMETERS.treatment_indices()
+    q[idx] = np.where(q[idx] == b[idx, 1], b[idx, 0], b[idx, 1])
+    q[m.PARAMETERS.index["std_therapy"]] = 0.0  # the untreated patient has none
+    ag = np.linspace(0.5, 10.0, 40)
+    ya, ga = state_given_antigen(ag, p)
+    yb, gb = state_given_antigen(ag, q)
+    np.testing.assert_array_equal(ya, yb)
+    np.testing.assert_array_equal(ga, gb)
+    assert [s.stable for s in steady_states(q)] == [s.stable for s in steady_states(p)]
+    for name in ("activation_rate", "renal_susceptibility", "inflammation_antigen_release"):
+        r = m.PARAMETERS.vector({name: 1.2 * p[m.PARAMETERS.index[name]]})
+        assert not np.array_equal(state_given_antigen(ag, r)[1], ga), name

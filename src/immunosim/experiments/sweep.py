@@ -40,11 +40,8 @@ ZARR_FORMAT = 2
 
 NOT_DISEASED = 10  # status of a run whose untreated parameters have no diseased steady state
 
-#: Parameters that do not change the untreated steady state (MSC, regulatory, drugs, recovery).
-_TREATMENT_ONLY = [m.PARAMETERS.index[n] for n in m.PARAMETER_NAMES
-                   if n.startswith(("msc_", "potency_", "reg_", "emax_", "gc_effect", "gc_ec50",
-                                    "gc_emax", "cyc_", "mmf_", "hcq_", "rtx_", "car_", "cd4_"))
-                   or n == "std_therapy"]
+#: Parameters that do not change the untreated steady state (flagged in the model's table).
+_TREATMENT_ONLY = m.PARAMETERS.treatment_indices()
 
 
 class SweepError(RuntimeError):

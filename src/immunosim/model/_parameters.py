@@ -26,6 +26,9 @@ class Parameter:
         Citation (see ``docs/model.md``), or ``"assumed: <reason>"``.
     description : str
         What the parameter means, in one line.
+    treatment : bool
+        True when the parameter acts only under treatment (MSCs, drugs, recovery after
+        depletion), so that it cannot change the untreated steady state a patient starts from.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Parameter:
     high: float
     source: str
     description: str
+    treatment: bool = False
 
     def __post_init__(self) -> None:
         if not (self.low <= self.default <= self.high):
@@ -101,6 +105,10 @@ class ParameterTable:
     def defaults(self) -> np.ndarray:
         """The default parameter vector, shape ``(n_params,)``."""
         return np.array([p.default for p in self._params], dtype=np.float64)
+
+    def treatment_indices(self) -> np.ndarray:
+        """Positions of the parameters flagged ``treatment``, shape ``(k,)``."""
+        return np.array([i for i, p in enumerate(self._params) if p.treatment], dtype=np.int64)
 
     def bounds(self) -> np.ndarray:
         """Plausible ranges, shape ``(n_params, 2)``."""

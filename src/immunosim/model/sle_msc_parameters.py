@@ -11,6 +11,8 @@ in mice. Ranges of the uncertain parameters are wide on purpose: the calibration
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ._parameters import Parameter, ParameterTable
 
 _LIT = "LITERATURE.md"
@@ -299,4 +301,9 @@ _DRUGS = (
               "below it", "CAR-T level giving half-maximal kill"),
 )
 
-PARAMETERS = ParameterTable(_MSC + _T_CELLS + _B_CELLS + _LOOP + _READOUTS + _DRUGS)
+#: Parameters that act only under treatment (flagged, so that sweeps know they leave the
+#: untreated steady state alone; ``tests/test_sle_msc.py`` checks that they do).
+_TREATMENT = {p.name for p in _MSC + _DRUGS} | {"cd4_recovery_half_life", "std_therapy"}
+
+PARAMETERS = ParameterTable(tuple(replace(p, treatment=p.name in _TREATMENT) for p in
+                                  _MSC + _T_CELLS + _B_CELLS + _LOOP + _READOUTS + _DRUGS))
