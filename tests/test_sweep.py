@@ -53,6 +53,59 @@ def test_same_result_whatever_threads_and_chunks(reference, small_config_path):
         xr.testing.assert_identical(ds, reference)
 
 
+REGIMEN_CONFIG = """
+name = "regimens"
+seed = 11
+horizon = 400
+[scenarios.msc_late]
+msc = { amount = 1e6, time = 30 }
+therapy = [{ drug = "glucocorticoid", oral_mg = 7.5, start = 40 }]
+[scenarios.hsct]
+hsct = { time = 0, trm = 0.4 }
+[scenarios.hsct_later]
+hsct = { time = 20, trm = 0.4 }
+therapy = [{ drug = "mycophenolate", dose = 2.0, start = 20 }]
+[cohort]
+size = 9
+[cohort.parameters.activation_rate]
+distribution = "lognormal"
+median = 0.1
+cv = 0.5
+[outcomes]
+time_origin = "first_dose"
+landmarks = [91, 365]
+[output]
+trajectories = true
+trajectory_every = 10
+trajectory_variables = ["activity", "cd4"]
+"""
+
+
+def test_regimens_deaths_and_origins_same_whatever_threads_and_chunks(tmp_path):
+    """Drugs, HSCT deaths and first-dose origins: identical at 1 and 2 threads and any chunk
+    size; deaths strike the same patients in every HSCT arm, at a day within the window after
+    the transplant; outcome times count from each arm's first dose."""
+    path = tmp_path / "regimens.toml"
+    path.write_text(REGIMEN_CONFIG)
+    cfg = load_config(path)
+    ref = sweep(cfg, workers=1, chunk_size=2, progress=False)
+    for workers, chunk in [(2, 5), (2, 100)]:
+        xr.testing.assert_identical(sweep(cfg, workers=workers, chunk_size=chunk,
+                                          progress=False), ref)
+    np.testing.assert_array_equal(ref.origin.values, [30.0, 0.0, 20.0])
+    assert ref.attrs["follow_up_days"] == 370.0
+    dead = ref.death.sel(scenario="hsct").values
+    assert 0 < dead.sum() < dead.size  # trm 0.4 of 9 patients: some, not all (seed fixed)
+    np.testing.assert_array_equal(ref.death.sel(scenario="hsct_later").values, dead)
+    assert not ref.death.sel(scenario="msc_late").any()
+    t_death = ref.time_to_death.sel(scenario="hsct").values[dead]
+    assert np.all((t_death > 0) & (t_death <= 100))  # trm_window after the origin (day 0)
+    # trajectories are masked from the day of death; the survivors' are not
+    traj = ref.traj_activity.sel(scenario="hsct").values
+    assert np.isnan(traj[dead][:, -1]).all() and np.isfinite(traj[~dead]).all()
+    assert (ref.time_to_remission <= 370.0).all()
+
+
 def test_zarr_and_netcdf_files(reference, small_config_path, tmp_path):
     cfg = load_config(small_config_path)
     z = sweep(cfg, tmp_path / "out.zarr", progress=False)

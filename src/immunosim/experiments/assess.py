@@ -47,16 +47,6 @@ def clinical_inputs(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
             "prednisone": y[..., m.GC_DOSE]}
 
 
-def first_dose(interventions: Sequence) -> float:
-    """Day of the first dose of any intervention (0 when there is none)."""
-    times = [float(t) for iv in interventions for t in iv.dose_times()]
-    return min(times) if times else 0.0
-
-
-def origin_of(cfg: Config, interventions: Sequence) -> float:
-    return first_dose(interventions) if cfg.outcomes.time_origin == "first_dose" else 0.0
-
-
 def follow_up(cfg: Config, max_origin: float) -> float:
     """Days of follow-up after the origin: ``outcomes.follow_up`` or what the horizon leaves."""
     fu = cfg.outcomes.follow_up
@@ -76,23 +66,26 @@ def follow_up(cfg: Config, max_origin: float) -> float:
     return float(fu)
 
 
-def death_times(seed: int, patients: np.ndarray, interventions: Sequence[Sequence]) -> np.ndarray:
-    """Day of treatment-related death per run (NaN: survives), shape ``(len(patients),)``.
+def death_draws(seed: int, n_patients: int) -> np.ndarray:
+    """One uniform draw per patient that decides treatment-related death, shape (n_patients,).
 
-    Each patient has one uniform draw from its own stream (``SeedSequence(seed,
-    spawn_key=(DEATH_STREAM, patient))``), the same in every scenario and sweep point, so arms
-    are compared on the same patients and results do not depend on chunking or workers.
+    Patient ``i`` draws from its own stream, ``SeedSequence(seed, spawn_key=(DEATH_STREAM, i))``:
+    the same draw in every scenario and sweep point (arms are compared on the same patients), and
+    independent of the cohort size, chunking and workers.
     """
-    out = np.full(len(patients), np.nan)
-    for r, (i, ivs) in enumerate(zip(patients, interventions)):
-        hs = [iv for iv in ivs if isinstance(iv, HSCT)]
-        if not hs:
-            continue
-        ss = np.random.SeedSequence(seed, spawn_key=(DEATH_STREAM, int(i)))
-        u = float(np.random.default_rng(ss).random())
-        deaths = [h.death_time(u) for h in hs]
-        finite = [d for d in deaths if d == d]
-        out[r] = min(finite) if finite else np.nan
+    return np.array([np.random.default_rng(np.random.SeedSequence(
+        seed, spawn_key=(DEATH_STREAM, i))).random() for i in range(n_patients)])
+
+
+def death_times(u: np.ndarray, interventions: Sequence[Sequence]) -> np.ndarray:
+    """Day of treatment-related death per run (NaN: survives), shape ``(len(u),)``: the earliest
+    death of the run's HSCT records for the patient's draw ``u`` (see :func:`death_draws`)."""
+    out = np.full(len(u), np.nan)
+    for r, (ur, ivs) in enumerate(zip(u, interventions)):
+        deaths = [h.death_time(float(ur)) for h in ivs if isinstance(h, HSCT)]
+        deaths = [d for d in deaths if d == d]
+        if deaths:
+            out[r] = min(deaths)
     return out
 
 

@@ -28,7 +28,7 @@ from .. import __version__
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
-from .assess import assess, death_times, follow_up, origin_of
+from .assess import assess, death_draws, death_times, follow_up
 from .clinical import OUTCOMES
 from .cohort import Cohort, sample_cohort
 from .config import Config, ConfigError
@@ -68,8 +68,10 @@ class Plan:
     traj_index: np.ndarray
     block_size: int
     blocks: list[Block]
+    dose_times: np.ndarray  # (n_scenarios, n_points, n_doses): dosing days, NaN padded
     origins: np.ndarray  # (n_scenarios, n_points): day outcome times count from
     follow_up: float  # days of follow-up after the origin
+    death_u: np.ndarray  # (n_patients,): each patient's uniform draw for treatment-related death
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -97,10 +99,15 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         raise ConfigError(f"output.trajectory_every: {cfg.output.trajectory_every!r} must be a "
                           f"multiple of outcomes.assessment_every ({dt!r})")
     traj_index = np.arange(0, t_assess.size, max(1, round(ratio)))
-    base_patient = cohort.params[0]
-    origins = np.array([[origin_of(cfg, apply_point(design, pt, sc, base_patient)[0])
-                         for pt in range(design.n_points)] for sc in scenarios])
-    fu = follow_up(cfg, float(origins.max()) if origins.size else 0.0)
+    # Dosing days of each scenario and point (schedules do not depend on the patient).
+    doses = dose_table([apply_point(design, pt, sc, cohort.params[0])[0] for sc in scenarios
+                        for pt in range(design.n_points)])
+    doses = doses.reshape(len(scenarios), design.n_points, doses.shape[1])
+    origins = np.zeros(doses.shape[:2])
+    if cfg.outcomes.time_origin == "first_dose":  # the first dose; 0 for a run without any
+        first = np.min(np.where(np.isnan(doses), np.inf, doses), axis=2)
+        origins = np.where(np.isfinite(first), first, 0.0)
+    fu = follow_up(cfg, float(origins.max()))
     size = chunk_size or cfg.output.chunk_size
     bs = min(size, cohort.size)
     blocks = []
@@ -108,7 +115,8 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         for pt in range(design.n_points):
             for a in range(0, cohort.size, bs):
                 blocks.append(Block(len(blocks), s, pt, slice(a, min(a + bs, cohort.size))))
-    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, origins, fu)
+    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, doses, origins,
+                fu, death_draws(cfg.seed, cohort.size))
 
 
 def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
@@ -163,7 +171,7 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
     out = None if buffer is None else buffer[: len(owner)]
     sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
                              threads=threads, out=out)
-    death = death_times(cfg.seed, np.asarray(owner), ivs)
+    death = death_times(p.death_u[owner], ivs)
     res = assess(cfg, p.t_assess, sol.y, treated, ok, np.asarray(origin), death, p.follow_up)
     status = np.where(ok, sol.status, NOT_DISEASED)
     res["status"] = status
@@ -239,20 +247,13 @@ def config_digest(cfg: Config) -> str:
     return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _dose_times(p: Plan) -> np.ndarray:
-    """Dosing times (MSC infusions, HSCT, therapy dose changes) per scenario and design point,
-    NaN padded."""
-    base = p.cohort.params[0]
-    table = dose_table([apply_point(p.design, pt, sc, base)[0] for sc in p.scenarios
-                        for pt in range(p.design.n_points)])
-    return table.reshape((len(p.scenarios),) + p.design.shape + (table.shape[1],))
-
-
 def _static(p: Plan) -> dict:
     return {"origin": (("scenario",) + p.design.dims,
                        p.origins.reshape((len(p.scenarios),) + p.design.shape),
                        {"units": "d", "long_name": "Day outcome times count from"}),
-            "dose_time": (("scenario",) + p.design.dims + ("dose",), _dose_times(p),
+            "dose_time": (("scenario",) + p.design.dims + ("dose",),
+                          p.dose_times.reshape((len(p.scenarios),) + p.design.shape
+                                               + (p.dose_times.shape[2],)),
                           {"units": "d",
                            "long_name": "Dosing time (MSC infusion, HSCT, drug dose change)"}),
             "patient_parameters": (("patient", "parameter"), p.cohort.params,
