@@ -411,12 +411,11 @@ class OutcomesConfig(_Strict):
 
     def options(self):
         """The :class:`~immunosim.experiments.clinical.OutcomeOptions` of these settings."""
+        import dataclasses
+
         from .clinical import OutcomeOptions
 
-        keys = ("remission_threshold", "remission_min_duration", "response_drop",
-                "major_response_max", "partial_response_fraction", "flare_rise",
-                "severe_flare_score", "doris_prednisone_max", "lldas_score_max",
-                "lldas_prednisone_max", "lldas_new_since")
+        keys = [f.name for f in dataclasses.fields(OutcomeOptions) if f.name != "items"]
         return OutcomeOptions(**{k: getattr(self, k) for k in keys})
 
 
