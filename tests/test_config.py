@@ -197,7 +197,8 @@ def test_therapy_records_parse_and_build():
     assert nih == rg.Cyclophosphamide.nih(14.0)
     assert explicit == rg.Cyclophosphamide(10.0, 200.0, 14.0, 2)
     assert rtx == rg.Rituximab() and cart == rg.CART(30.0)
-    assert max(cfg.dose_times(cfg.scenarios["cyc"])) == 303  # last HSCT conditioning day
+    cyc = next(sc for sc in cfg.build_scenarios() if sc.name == "cyc")
+    assert max(t for iv in cyc.interventions for t in iv.dose_times()) == 303  # conditioning
 
 
 def test_hsct_defaults_are_the_models():

@@ -83,6 +83,7 @@ def test_hsct_conditioning_depletion_and_trm():
     ev = h.events(P)
     assert [e for e in ev if e[1] == m.CYC] == [(t, m.CYC, OP_ADD, 50.0)
                                                 for t in (10.0, 11.0, 12.0, 13.0)]
+    np.testing.assert_array_equal(h.dose_times(), [10.0, 11.0, 12.0, 13.0])  # what is checked
     scale = {s: v for t, s, op, v in ev if op == OP_SCALE}
     assert scale[m.B_NAIVE] == pytest.approx(0.1) and scale[m.PLASMABLAST] == pytest.approx(0.1)
     assert scale[m.CD4] == pytest.approx(0.2) and scale[m.TFH] == pytest.approx(0.2)

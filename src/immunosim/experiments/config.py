@@ -37,7 +37,7 @@ else:  # pragma: no cover
 
 from ..engines.ode.tableaus import METHODS
 from ..model import sle_msc as m
-from ..model.interventions import HSCT, HSCT_CYC_DAYS, MSCInfusion, StandardTherapy
+from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
 from ._config_types import Float, Fraction, Int, NonNeg, Pos, _Strict
 from .simulate import Scenario, SolverOptions
 from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
@@ -138,9 +138,6 @@ class HSCTConfig(_Strict):
 
     def build(self) -> HSCT:
         return HSCT(**self.model_dump())
-
-    def conditioning_days(self) -> list[float]:
-        return [self.time + d for d in range(HSCT_CYC_DAYS)]
 
 
 class StandardTherapyConfig(_Strict):
@@ -519,10 +516,10 @@ class Config(_Strict):
                 if t > h:
                     raise ValueError(f"scenarios.{name}: dose at day {t:g} is after the horizon "
                                      f"({h:g} d)")
-            if sc.hsct is not None and max(sc.hsct.conditioning_days()) > h:
-                raise ValueError(f"scenarios.{name}.hsct: conditioning ends on day "
-                                 f"{max(sc.hsct.conditioning_days()):g}, after the horizon "
-                                 f"({h:g} d)")
+            last = max(sc.hsct.build().dose_times()) if sc.hsct is not None else 0.0
+            if last > h:
+                raise ValueError(f"scenarios.{name}.hsct: conditioning ends on day {last:g}, "
+                                 f"after the horizon ({h:g} d)")
             for i, r in enumerate(sc.therapy):
                 late = [t for t in r.build().dose_times() if t > h]
                 if late:
@@ -631,21 +628,12 @@ class Config(_Strict):
                     raise ValueError(f"{culprits[0] if culprits else 'scenarios.' + name}: "
                                      f"puts a dose at day {last:g} in scenario '{name}', after "
                                      f"the horizon ({self.horizon:g} d)")
-            last_cond = HSCT_CYC_DAYS - 1
-            if (sc.hsct is not None
-                    and span("hsct.time", sc.hsct.time, np.max) + last_cond > self.horizon):
+            if (sc.hsct is not None and max(dataclasses.replace(
+                    sc.hsct.build(), time=span("hsct.time", sc.hsct.time, np.max)).dose_times())
+                    > self.horizon):
                 raise ValueError(f"sweep.axes.{axes['hsct.time'][0]}: puts HSCT conditioning "
                                  f"after the horizon ({self.horizon:g} d)")
             self._check_therapy_corners(name, sc, axes)
-
-    @staticmethod
-    def dose_times(sc: ScenarioConfig) -> list[float]:
-        """All dosing days of a scenario: MSC infusions, HSCT conditioning days, therapy doses."""
-        out = [float(t) for c in sc.msc_list() for t in c.build().dose_times()]
-        if sc.hsct is not None:
-            out.extend(sc.hsct.conditioning_days())
-        out.extend(float(t) for r in sc.therapy for t in r.build().dose_times())
-        return out
 
     def build_scenarios(self) -> list[Scenario]:
         return [sc.build(name) for name, sc in self.scenarios.items()]

@@ -148,11 +148,12 @@ class HSCT:
             raise ValueError(f"trm_window: {self.trm_window!r} is not > 0 days")
 
     def dose_times(self) -> np.ndarray:
-        return np.array([self.time])
+        """The conditioning days, ``time`` to ``time + 3``."""
+        return self.time + np.arange(float(HSCT_CYC_DAYS))
 
     def events(self, p: np.ndarray) -> list[Event]:
         t = float(self.time)
-        ev: list[Event] = [(t + d, m.CYC, OP_ADD, HSCT_CYC_MG_PER_KG) for d in range(HSCT_CYC_DAYS)]
+        ev: list[Event] = [(float(d), m.CYC, OP_ADD, HSCT_CYC_MG_PER_KG) for d in self.dose_times()]
         ev += [(t, s, OP_SCALE, 1.0 - self.depletion) for s in HSCT_B_LINEAGE]
         ev += [(t, s, OP_SCALE, 1.0 - self.t_cell_depletion) for s in (m.CD4, m.TFH)]
         ev.append((t, m.LLPC, OP_SCALE, 1.0 - self.llpc_depletion))
