@@ -97,7 +97,8 @@ _T_CELLS = (
 
 _B_CELLS = (
     Parameter("naive_turnover", 0.02, "1/d", 0.01, 0.04,
-              "Pan S et al., Br J Clin Pharmacol 2019;85:1790 (B-cell turnover 0.02/d, human)",
+              "Pan S et al., Br J Clin Pharmacol 2019;85:1790 (B-cell turnover 0.02/d; human: "
+              "39 children with autoimmune diseases, PK/PD model)",
               "Naive B-cell production and death rate"),
     Parameter("activation_rate", 0.05, "1/d", 0.01, 0.5,
               "assumed: germinal centres form 7-10 d after antigen (MacLennan, Annu Rev Immunol "
@@ -273,11 +274,13 @@ _DRUGS = (
               "Maximal HCQ suppression of antigen stimulation"),
     Parameter("rtx_half_life", 19.0, "d", 10.0, 30.0,
               "Pan S et al., Br J Clin Pharmacol 2019;85:1790 (rituximab effect decays at "
-              "0.036/d, half-life 19 d); human",
+              "0.036/d, half-life 19 d; human: children with autoimmune diseases, drug levels "
+              "not measured); serum half-life of rituximab itself 18.5-23 d [secondary]",
               "Half-life of the rituximab effect"),
     Parameter("rtx_kill_fold", 35.0, "1", 10.0, 60.0,
               "Pan S et al., Br J Clin Pharmacol 2019;85:1790 (rituximab multiplies B-cell death "
-              "35x); human", "Fold increase of CD20+ B-cell death at full rituximab effect"),
+              "35x; human: children with autoimmune diseases)",
+              "Fold increase of CD20+ B-cell death at full rituximab effect"),
     Parameter("rtx_ec50", 0.05, "1", 0.01, 0.3,
               "assumed: effect in units of one 1000 mg infusion; half-maximal at 5% of it",
               "Rituximab level giving half-maximal kill"),
