@@ -467,6 +467,10 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
     return writer.finish()
 
 
+def _pct(k: int, of: int) -> str:
+    return f"{100 * k / max(of, 1):.0f}%"
+
+
 def summary_table(ds: xr.Dataset) -> str:
     """A readable per-scenario summary (pooled over sweep points and patients; medians)."""
     names = ["remission", "time_to_remission", "response", "flare", "death", "activity_at",
@@ -485,10 +489,9 @@ def summary_table(ds: xr.Dataset) -> str:
         fl = int((d.flare & ok).sum()) if "flare" in d else 0
         dead = int((d.death & ok).sum()) if "death" in d else 0
         med = [float(d.activity_at.where(ok).sel(landmark=x).median()) for x in ds.landmark.values]
-        pct = lambda k, of: f"{100 * k / max(of, 1):.0f}%"  # noqa: E731
-        rows.append((str(s), f"{n}", pct(n_rem, n),
-                     f"{float(t_rem.median()):.0f}" if n_rem else "-", pct(resp, n),
-                     pct(fl, resp) if resp else "-", pct(dead, n),
+        rows.append((str(s), f"{n}", _pct(n_rem, n),
+                     f"{float(t_rem.median()):.0f}" if n_rem else "-", _pct(resp, n),
+                     _pct(fl, resp) if resp else "-", _pct(dead, n),
                      "/".join("-" if v != v else f"{v:g}" for v in med)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
