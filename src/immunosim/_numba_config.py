@@ -39,6 +39,7 @@ KERNEL_SOURCES = (
     "_simd.py",
     "model/sle_msc.py",
     "model/interventions.py",
+    "model/steady_states.py",
     "engines/ode/_kernels.py",
     "engines/ode/_lanes.py",
     "engines/ode/_rhs.py",

@@ -78,6 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", nargs="*", default=["png", "svg"], help="file formats")
 
     sub.add_parser("info", help="version, model, parameters with units and sources")
+
+    c = sub.add_parser("calibrate", help="fit the cohort to published outcomes (targets)")
+    c.add_argument("config", help="a calibration config (e.g. configs/calibrate.toml)")
+    c.add_argument("-o", "--output", help="fitted cohort TOML; default calibration.output")
+    c.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
+    c.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    vr = sub.add_parser("validation-report",
+                        help="compare a calibrated cohort with every target (docs/validation.md)")
+    vr.add_argument("config", help="the calibration config")
+    vr.add_argument("--cohort", help="calibrated cohort TOML; default calibration.output")
+    vr.add_argument("-o", "--output", default="docs/validation.md", help="Markdown report")
+    vr.add_argument("--draws", type=_positive_int, default=None,
+                    help="posterior draws to simulate (default: all in the cohort file)")
+    vr.add_argument("--patients", type=_positive_int, default=400,
+                    help="virtual patients per draw and arm")
+    vr.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
     return ap
 
 
@@ -103,6 +120,23 @@ def _check_workers(n: int | None) -> None:
 
     if n is not None and n < 1:
         raise ConfigError(f"--workers: {n!r} is not a positive number of threads")
+
+
+def _calibrate(args) -> None:
+    from pathlib import Path
+
+    from .experiments.calibrate import calibrate, fit_table, load_problem, write_cohort
+
+    p = load_problem(args.config)
+    out = Path(args.output) if args.output else p.path.parent / p.settings.output
+    if not out.parent.exists():
+        from .experiments.config import ConfigError
+
+        raise ConfigError(f"--output: directory '{out.parent}' does not exist")
+    res = calibrate(p, threads=args.workers, verbose=not args.quiet)
+    print(fit_table(res))
+    write_cohort(res, out, command=f"immunosim calibrate {args.config}")
+    print(f"wrote {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,9 +172,11 @@ def _main(args) -> int:
     from .experiments.config import ConfigError, load_config
     from .experiments.simulate import NoDiseasedState
     from .experiments.sweep import SweepError
+    from .experiments.targets import TargetError
     from .plotting.api import PlotError
 
-    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError, PlotError)
+    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError, PlotError,
+                TargetError)
     try:
         if args.command == "info":
             print(_info())
@@ -178,6 +214,14 @@ def _main(args) -> int:
                   else xr.open_dataset(path)) as ds:
                 print(summary_table(ds))
             print(f"wrote {path}")
+        elif args.command == "calibrate":
+            _calibrate(args)
+        elif args.command == "validation-report":
+            from .reporting.validation import write_validation_report
+
+            print(write_validation_report(args.config, args.cohort, args.output,
+                                          draws=args.draws, patients=args.patients,
+                                          threads=args.workers))
         elif args.command == "plot":
             from .plotting.api import plot_result
 

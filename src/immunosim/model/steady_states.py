@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._numba_config import JIT
 from . import sle_msc as m
 
 #: Scan grid of the antigen level (healthy = 1); the diseased state sits at a few units.
@@ -34,7 +35,8 @@ def _positive_root(a, b, c):
     return np.where(b <= 0.0, small_b, large_b)
 
 
-def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def state_given_antigen(ag, p: np.ndarray, state: bool = True
+                        ) -> tuple[np.ndarray | None, np.ndarray]:
     """Equilibrium of all other states at antigen level ``ag`` (no MSCs).
 
     Vectorised: ``p`` has shape ``(..., n_params)`` and ``ag`` any shape that broadcasts with
@@ -43,7 +45,8 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     y : ndarray, shape ``np.shape(ag) + (n_states,)``
-        The state, with ``antigen = ag`` (no MSCs, no drugs, CD4 pool at 1).
+        The state, with ``antigen = ag`` (no MSCs, no drugs, CD4 pool at 1); None when
+        ``state`` is False (only the residual is wanted: no (..., n_states) array is built).
     ag_implied : ndarray, shape ``np.shape(ag)``
         The antigen level this state would sustain; ``y`` is an equilibrium iff it equals ``ag``.
     """
@@ -85,6 +88,8 @@ def state_given_antigen(ag, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ag_implied = release / (
         1.0 + q["antigen_consumption"] * q["ic_formation"] * ab / q["antigen_clearance"]
     )
+    if not state:
+        return None, ag_implied
     zero = np.zeros_like(ag)
     one = np.ones_like(ag)
     core = (zero, zero, one, tfh, bn, bg, bm, pb, pl, ab, ag, ic, c3, dmg, infl)
@@ -106,6 +111,31 @@ def numerical_jacobian(y: np.ndarray, p: np.ndarray, rel: float = 1e-7) -> np.nd
         m.rhs(0.0, ym, p, fm)
         jac[:, j] = (fp - fm) / (2.0 * h)
     return jac
+
+
+@JIT
+def numerical_jacobians(ys: np.ndarray, ps: np.ndarray, rel: float = 1e-7) -> np.ndarray:
+    """:func:`numerical_jacobian` of many points at once (compiled), shape (K, n, n).
+
+    Parameters
+    ----------
+    ys : ndarray, shape (K, n_states)
+    ps : ndarray, shape (K, n_params)
+    """
+    k_, n = ys.shape
+    out = np.empty((k_, n, n))
+    fp, fm = np.empty(n), np.empty(n)
+    for k in range(k_):
+        for j in range(n):
+            h = rel * max(abs(ys[k, j]), 1.0)
+            yp, ym = ys[k].copy(), ys[k].copy()
+            yp[j] += h
+            ym[j] -= h
+            m.rhs(0.0, yp, ps[k], fp)
+            m.rhs(0.0, ym, ps[k], fm)
+            for i in range(n):
+                out[k, i, j] = (fp[i] - fm[i]) / (2.0 * h)
+    return out
 
 
 @dataclass(frozen=True)
@@ -136,27 +166,29 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     list (length P) of lists of SteadyState
     """
     params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-    res = state_given_antigen(_AG_GRID, params[:, None, :])[1] - _AG_GRID  # (P, G)
+    res = state_given_antigen(_AG_GRID, params[:, None, :], False)[1] - _AG_GRID  # (P, G)
     pi, gi = np.nonzero(np.sign(res[:, :-1]) * np.sign(res[:, 1:]) < 0)
     lo, hi = _AG_GRID[gi].copy(), _AG_GRID[gi + 1].copy()
     f_lo = res[pi, gi]
     q = params[pi]
     for _ in range(_BISECTIONS):
         mid = 0.5 * (lo + hi)
-        f_mid = state_given_antigen(mid, q)[1] - mid
+        f_mid = state_given_antigen(mid, q, False)[1] - mid
         left = np.sign(f_mid) == np.sign(f_lo)
         lo = np.where(left, mid, lo)
         f_lo = np.where(left, f_mid, f_lo)
         hi = np.where(left, hi, mid)
     ys = state_given_antigen(0.5 * (lo + hi), q)[0]
     out: list[list[SteadyState]] = [[] for _ in range(params.shape[0])]
+    if pi.size == 0:
+        return out
+    # Drug states are inert at zero exposure (dose states have a zero eigenvalue, CAR-T would
+    # grow from a seed): stability is that of the disease states.
+    jac = numerical_jacobians(np.ascontiguousarray(ys), np.ascontiguousarray(q))
+    lead = np.linalg.eigvals(jac[:, _DISEASE[:, None], _DISEASE[None, :]]).real.max(axis=1)
     for k in range(pi.size):  # roots come sorted by patient, then by antigen
-        # Drug states are inert at zero exposure (dose states have a zero eigenvalue, CAR-T would
-        # grow from a seed): stability is that of the disease states.
-        jac = numerical_jacobian(ys[k], q[k])
-        eig = np.linalg.eigvals(jac[np.ix_(_DISEASE, _DISEASE)])
-        lead = float(np.max(eig.real))
-        out[pi[k]].append(SteadyState(y=ys[k], stable=lead < 0.0, leading_eigenvalue=lead))
+        out[pi[k]].append(SteadyState(y=ys[k], stable=bool(lead[k] < 0.0),
+                                      leading_eigenvalue=float(lead[k])))
     return out
 
 

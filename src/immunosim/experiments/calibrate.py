@@ -1,0 +1,540 @@
+"""Calibration: fit the virtual cohort's parameter distributions to published outcomes.
+
+Method (importance reweighting of a batched simulator):
+
+1. **Cloud.** Draw ``N`` virtual patients from a broad proposal over the log of the fitted
+   parameters (scrambled Sobol, :mod:`experiments.cloud`) and simulate every arm once.
+2. **Likelihood without new simulations.** A cohort is a multivariate normal in log space
+   (medians, spreads as log-SDs, correlations), truncated to patients with active disease. Its
+   prediction of a target is a self-normalised weighted mean over the cloud, weights
+   ``p_theta(x) / q(x)``. The likelihood respects the data: binomial for ``k`` of ``n``; for a
+   mean with SD ``s`` over ``n`` patients the normal-sample likelihood of both summaries,
+   ``-n log sigma - ((n - 1) s^2 + n (xbar - mu)^2) / (2 sigma^2)``, with the model's mean and SD.
+   Priors: a normal on each log-median around the config's value, truncated to the parameter
+   table's plausible range; a half-normal on each log-SD (narrow for parameters that are global
+   in the literature's sense, wide for patient traits); uniform on correlations and on the
+   transplant's treatment-related mortality.
+3. **Best fit** by multi-start :func:`scipy.optimize.minimize` (L-BFGS-B), **posterior** by
+   :mod:`emcee`; the cloud is then **refreshed** around the posterior (moment-matched, widened)
+   and the fit repeated, so the effective sample size (ESS) of the weights at the posterior is
+   high. The ESS at the best fit and over posterior draws is reported; where it falls under
+   ``ess_floor`` the likelihood is penalised (the cloud cannot resolve such a cohort).
+
+The fitted cohort (best fit plus posterior draws) is written as a ``[cohort]`` table
+(:func:`cohort_toml`) that sweep configs include.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import tomllib
+from pydantic import Field, ValidationError
+from scipy import optimize
+from scipy.linalg import solve_triangular
+
+from ..model import sle_msc as m
+from ._config_types import Float, Int, Pos, _Strict
+from .cloud import Cloud, simulate_cloud
+from .config import Config, ConfigError, parse_config
+from .targets import OUTCOME_MAPS, Target, TargetColumns, data_interval, load_targets
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+class FitParameter(_Strict):
+    """One fitted cohort parameter: ``prior_sd`` of its log-median (around the cohort config's
+    median, or the model default) and ``spread`` (half-normal scale of its log-SD)."""
+
+    spread: Pos = 0.8
+    prior_sd: Pos = 1.0
+
+
+class CalibrationSettings(_Strict):
+    """``[calibration]`` of a calibration config (see ``configs/calibrate.toml``)."""
+
+    targets: str = "default"
+    arms: list[str] | None = None  # default: every arm the fitted targets name
+    fit: dict[str, FitParameter]
+    correlations: list[tuple[str, str]] = Field(default_factory=list)
+    fit_trm: bool = True
+    cloud_size: Annotated[Int, Field(ge=256)] = 131072
+    refresh: Annotated[Int, Field(ge=0, le=5)] = 1
+    widen: Annotated[Float, Field(ge=1, le=4)] = 1.5
+    starts: Annotated[Int, Field(ge=1)] = 6
+    walkers: Annotated[Int, Field(ge=4)] = 40
+    steps: Annotated[Int, Field(ge=10)] = 300
+    burn: Annotated[Int, Field(ge=0)] = 100
+    posterior_draws: Annotated[Int, Field(ge=1)] = 100
+    ess_floor: Annotated[Float, Field(gt=0)] = 2000.0
+    min_ess: Annotated[Float, Field(gt=0)] = 10000.0
+    cohort_size: Annotated[Int, Field(ge=1)] = 200
+    output: str = "cohort_calibrated.toml"
+
+
+@dataclass
+class Problem:
+    """A calibration config, read: the simulation config, settings and targets."""
+
+    config: Config
+    settings: CalibrationSettings
+    targets: list[Target]
+    path: Path | None = None
+
+    @property
+    def fitted(self) -> list[Target]:
+        return [t for t in self.targets if t.fit]
+
+    @property
+    def arms(self) -> list[str]:
+        if self.settings.arms is not None:
+            return list(self.settings.arms)
+        return sorted({t.arm for t in self.fitted if not OUTCOME_MAPS[t.outcome].analytic}
+                      | {t.arm for t in self.fitted if t.outcome == "treatment_related_death"})
+
+
+def _settings_error(e: ValidationError) -> ConfigError:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    return ConfigError(f"calibration.{loc}: {err['msg'].removeprefix('Value error, ')}"
+                       f" (got {err.get('input')!r})")
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Read a calibration config: an ordinary config plus a ``[calibration]`` table."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    if "calibration" not in data:
+        raise ConfigError(f"{path}: no [calibration] table; a calibration config needs one "
+                          "(see configs/calibrate.toml)")
+    try:
+        settings = CalibrationSettings.model_validate(data.pop("calibration"))
+    except ValidationError as e:
+        raise _settings_error(e) from None
+    cfg = parse_config(data, text)
+    tpath = settings.targets
+    if tpath != "default" and not Path(tpath).is_absolute():
+        tpath = str(path.parent / tpath)
+    return check_problem(Problem(cfg, settings, load_targets(tpath), path))
+
+
+def check_problem(p: Problem) -> Problem:
+    """Refuse settings that cannot work, naming the key."""
+    s, cfg = p.settings, p.config
+    scen = list(cfg.scenarios)
+    for name in s.fit:
+        if name not in m.PARAMETERS:
+            raise ConfigError(f"calibration.fit.{name}: {m.PARAMETERS.unknown_message(name)}")
+        d = cfg.cohort.parameters.get(name)
+        if d is not None and d.distribution != "lognormal":
+            raise ConfigError(f"cohort.parameters.{name}: fitted parameters must be lognormal "
+                              f"(got {d.distribution!r})")
+    for a, b in s.correlations:
+        for x in (a, b):
+            if x not in s.fit:
+                raise ConfigError(f"calibration.correlations: {x!r} is not a fitted parameter")
+    for t in p.targets:
+        if t.arm not in scen and t.fit:
+            raise ConfigError(f"targets: {t.id} names arm {t.arm!r}, which is not a scenario "
+                              f"of the config; expected one of {scen}")
+        lm = cfg.outcomes.landmarks or []
+        needs_visit = t.outcome in ("complete_remission_at", "sledai_at", "proteinuria_at")
+        if t.fit and needs_visit and t.time > 0 and not np.any(np.isclose(lm, t.time)):
+            raise ConfigError(f"outcomes.landmarks: {lm} lacks day {t.time:g} that target "
+                              f"{t.id} reads; add it")
+        if t.fit and max(t.time, t.window if "relapsers" in t.outcome else 0) > cfg.horizon:
+            raise ConfigError(f"horizon: {cfg.horizon:g} d is shorter than target {t.id} "
+                              f"(day {t.time:g})")
+    if s.cloud_size & (s.cloud_size - 1):
+        raise ConfigError(f"calibration.cloud_size: {s.cloud_size} is not a power of 2 "
+                          "(a Sobol sequence is balanced only at powers of 2)")
+    return p
+
+
+# --- the parameter vector theta ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each quantity sits in theta: log-medians, log-SDs, correlations, TRM."""
+
+    names: list[str]
+    pairs: list[tuple[int, int]]
+    fit_trm: bool
+    centre: np.ndarray  # prior centre of the log-medians
+    prior_sd: np.ndarray
+    spread: np.ndarray  # half-normal scale of the log-SDs
+    lo: np.ndarray  # bounds of theta
+    hi: np.ndarray
+
+    @property
+    def d(self) -> int:
+        return len(self.names)
+
+    @property
+    def size(self) -> int:
+        return 2 * self.d + len(self.pairs) + int(self.fit_trm)
+
+    def unpack(self, theta: np.ndarray):
+        d, c = self.d, len(self.pairs)
+        mu, sig = theta[:d], theta[d:2 * d]
+        rho = theta[2 * d:2 * d + c]
+        trm = theta[-1] if self.fit_trm else np.nan
+        return mu, sig, rho, trm
+
+    def covariance(self, theta: np.ndarray) -> np.ndarray:
+        _, sig, rho, _ = self.unpack(theta)
+        corr = np.eye(self.d)
+        for (i, j), r in zip(self.pairs, rho):
+            corr[i, j] = corr[j, i] = r
+        return corr * np.outer(sig, sig)
+
+    def labels(self) -> list[str]:
+        out = [f"log_median:{n}" for n in self.names] + [f"log_sd:{n}" for n in self.names]
+        out += [f"corr:{self.names[i]}:{self.names[j]}" for i, j in self.pairs]
+        return out + (["trm"] if self.fit_trm else [])
+
+
+def make_layout(p: Problem, trm0: float) -> tuple[Layout, np.ndarray]:
+    """The theta layout and the prior-centre starting point."""
+    s, cfg = p.settings, p.config
+    names = list(s.fit)
+    base = m.PARAMETERS.vector(cfg.model.parameters)
+    centre, sd0 = [], []
+    for n in names:
+        d = cfg.cohort.parameters.get(n)
+        centre.append(np.log(d.median if d is not None else base[m.PARAMETERS.index[n]]))
+        sd0.append(np.sqrt(np.log1p(d.cv**2)) if d is not None else 0.1)
+    par = [m.PARAMETERS[n] for n in names]
+    lo_mu = [np.log(max(q.low, 1e-6 * max(q.high, 1e-12))) for q in par]
+    hi_mu = [np.log(q.high) for q in par]
+    pairs = [(names.index(a), names.index(b)) for a, b in s.correlations]
+    lo = np.r_[lo_mu, np.full(len(names), 0.02), np.full(len(pairs), -0.9),
+               [1e-4] if s.fit_trm else []]
+    hi = np.r_[hi_mu, np.full(len(names), 2.5), np.full(len(pairs), 0.9),
+               [0.5] if s.fit_trm else []]
+    lay = Layout(names, pairs, s.fit_trm, np.array(centre),
+                 np.array([s.fit[n].prior_sd for n in names]),
+                 np.array([s.fit[n].spread for n in names]), lo, hi)
+    theta0 = np.r_[np.clip(centre, lo_mu, hi_mu), np.clip(sd0, 0.05, 2.0),
+                   np.zeros(len(pairs)), [trm0] if s.fit_trm else []]
+    return lay, np.clip(theta0, lo + 1e-9, hi - 1e-9)
+
+
+# --- the likelihood --------------------------------------------------------------------------
+
+
+class Likelihood:
+    """Log posterior of theta over a fixed cloud, and the predictions behind it.
+
+    Every prediction is a ratio of entries of ``w @ F`` (see :class:`TargetColumns`).
+    """
+
+    def __init__(self, layout: Layout, cloud: Cloud, targets: list[Target], trm_fixed: float,
+                 ess_floor: float):
+        self.lay, self.cloud, self.targets = layout, cloud, targets
+        self.trm_fixed, self.ess_floor = trm_fixed, ess_floor
+        self.columns = TargetColumns(cloud.features, cloud.transplant, targets)
+        self._xt = np.ascontiguousarray(cloud.x.T)  # (d, N): one small-by-wide product per call
+
+    # weights
+    def log_weights(self, theta: np.ndarray) -> np.ndarray:
+        """Unnormalised log importance weights ``log p_theta(x) - log q(x)``, shape (N,)."""
+        mu = self.lay.unpack(theta)[0]
+        try:
+            L = np.linalg.cholesky(self.lay.covariance(theta))
+        except np.linalg.LinAlgError:
+            return np.full(self.cloud.size, -np.inf)
+        a = solve_triangular(L, np.eye(self.lay.d), lower=True)  # z = L^-1 (x - mu)
+        z = a @ self._xt
+        z -= (a @ mu)[:, None]
+        logp = -0.5 * np.einsum("ij,ij->j", z, z) - np.log(np.diag(L)).sum()
+        return logp - 0.5 * self.lay.d * np.log(2 * np.pi) - self.cloud.log_q
+
+    def weights(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
+        """Normalised weights (N,) and their effective sample size."""
+        lw = self.log_weights(theta)
+        if not np.isfinite(lw).any():
+            return np.zeros_like(lw), 0.0
+        w = np.exp(lw - lw.max())
+        w /= w.sum()
+        return w, float(1.0 / np.sum(w**2))
+
+    def predict(self, theta: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """Model value of every target (proportion, or mean), shape (n_targets,); for a mean
+        target the model SD is in :meth:`predict_sd`."""
+        return self._predict(theta, w)[0]
+
+    def _predict(self, theta, w=None):
+        if w is None:
+            w, _ = self.weights(theta)
+        trm = self.lay.unpack(theta)[3] if self.lay.fit_trm else self.trm_fixed
+        return self.columns.predict(w @ self.columns.F, trm)
+
+    def log_prior(self, theta: np.ndarray) -> float:
+        lay = self.lay
+        if np.any(theta <= lay.lo) or np.any(theta >= lay.hi):
+            return -np.inf
+        mu, sig, _, _ = lay.unpack(theta)
+        return float(-0.5 * np.sum(((mu - lay.centre) / lay.prior_sd) ** 2)
+                     - 0.5 * np.sum((sig / lay.spread) ** 2))
+
+    def log_likelihood(self, theta: np.ndarray) -> tuple[float, float]:
+        """Log-likelihood of the targets and the ESS at ``theta``."""
+        w, ess = self.weights(theta)
+        if ess <= 1:
+            return -np.inf, ess
+        val, sd = self._predict(theta, w)
+        ll = 0.0
+        for t, v, s in zip(self.targets, val, sd):
+            if not np.isfinite(v):
+                return -np.inf, ess
+            if t.kind == "proportion":
+                p = min(max(v, 1e-9), 1 - 1e-9)
+                ll += t.k * np.log(p) + (t.n - t.k) * np.log1p(-p)
+            else:
+                s = max(s, 1e-3 * t.sd)
+                ll += -t.n * np.log(s) - ((t.n - 1) * t.sd**2 + t.n * (t.mean - v) ** 2) / (
+                    2 * s**2)
+        if ess < self.ess_floor:  # the cloud cannot resolve this cohort: push back
+            ll -= 50.0 * np.log(self.ess_floor / ess)
+        return float(ll), ess
+
+    def __call__(self, theta: np.ndarray) -> float:
+        lp = self.log_prior(theta)
+        if not np.isfinite(lp):
+            return -np.inf
+        return lp + self.log_likelihood(theta)[0]
+
+
+# --- fitting -----------------------------------------------------------------------------------
+
+
+def best_fit(like: Likelihood, starts: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Multi-start L-BFGS-B on minus the log posterior; the best end point and its value."""
+    lay = like.lay
+    bounds = list(zip(lay.lo + 1e-9, lay.hi - 1e-9))
+    best, best_val = None, np.inf
+    for x0 in starts:
+        def f(th):
+            v = -like(th)
+            return v if np.isfinite(v) else 1e12
+        r = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds,
+                              options={"maxiter": 150, "eps": 1e-5})
+        if r.fun < best_val:
+            best, best_val = r.x, float(r.fun)
+    return best, -best_val
+
+
+def sample_posterior(like: Likelihood, theta0: np.ndarray, walkers: int, steps: int,
+                     seed: int, scale: np.ndarray | None = None) -> np.ndarray:
+    """emcee ensemble around ``theta0``; returns the chain, shape (steps, walkers, ndim)."""
+    import emcee
+
+    lay = like.lay
+    nw = max(walkers, 2 * lay.size + 2)
+    nw += nw % 2
+    rng = np.random.default_rng([seed, 5])
+    step = np.full(lay.size, 0.02) if scale is None else np.maximum(scale, 1e-3)
+    p0 = theta0 + step * rng.standard_normal((nw, lay.size))
+    p0 = np.clip(p0, lay.lo + 1e-6, lay.hi - 1e-6)
+    sampler = emcee.EnsembleSampler(nw, lay.size, like)
+    sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
+    sampler.run_mcmc(p0, steps, progress=False)
+    return sampler.get_chain()
+
+
+def proposal_from(lay: Layout, draws: np.ndarray, widen: float) -> tuple[np.ndarray, np.ndarray]:
+    """Moment-matched normal of the posterior predictive patient distribution, widened."""
+    mus = np.array([lay.unpack(t)[0] for t in draws])
+    covs = np.array([lay.covariance(t) for t in draws])
+    mean = mus.mean(axis=0)
+    cov = covs.mean(axis=0) + np.cov(mus.T).reshape(lay.d, lay.d)
+    return mean, cov * widen**2
+
+
+@dataclass
+class Result:
+    """What a calibration found (see :func:`calibrate`)."""
+
+    problem: Problem
+    layout: Layout
+    theta: np.ndarray  # best fit
+    draws: np.ndarray  # (n_draws, ndim) posterior draws
+    log_post: float
+    ess_best: float
+    ess_draws: np.ndarray
+    predictions: np.ndarray  # (n_draws, n_targets) at the posterior draws
+    best_predictions: np.ndarray
+    acceptance: float
+    cloud_sizes: list[int] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+def _log(msg: str, t0: float, verbose: bool) -> None:
+    if verbose:
+        print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
+
+
+def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
+              verbose: bool = False, progress: bool = False) -> Result:
+    """Fit the cohort of a calibration config to its targets (see the module docstring)."""
+    p = load_problem(problem) if isinstance(problem, (str, Path)) else problem
+    s, cfg = p.settings, p.config
+    t0 = time.perf_counter()
+    trm0 = _config_trm(cfg)
+    lay, theta = make_layout(p, trm0)
+    targets = p.fitted
+    mean, cov = lay.centre.copy(), np.diag(np.maximum(lay.spread, 0.3) ** 2 + 0.25)
+    sizes, chain, like = [], None, None
+    for rnd in range(s.refresh + 1):
+        cloud = simulate_cloud(cfg, p.arms, lay.names, mean, cov, s.cloud_size,
+                               cfg.seed + 1000 * rnd, threads=threads, progress=progress)
+        sizes.append(cloud.size)
+        _log(f"round {rnd}: cloud of {cloud.size} diseased patients (of {cloud.drawn}) "
+             f"simulated in {len(p.arms)} arms; failed runs {cloud.failed}", t0, verbose)
+        like = Likelihood(lay, cloud, targets, trm0, s.ess_floor)
+        starts = [theta]
+        if chain is None:
+            rng = np.random.default_rng([cfg.seed, 6])
+            width = (lay.hi - lay.lo) * 0.15
+            starts += [np.clip(theta + width * rng.uniform(-1, 1, lay.size), lay.lo + 1e-6,
+                               lay.hi - 1e-6) for _ in range(s.starts - 1)]
+        else:
+            flat = chain[s.burn:].reshape(-1, lay.size)
+            starts += [flat[np.argmax([like(x) for x in flat[-s.starts:]])]]
+        theta, lp = best_fit(like, starts)
+        _log(f"round {rnd}: best log posterior {lp:.2f}, ESS {like.weights(theta)[1]:.0f}",
+             t0, verbose)
+        scale = None if chain is None else chain[s.burn:].reshape(-1, lay.size).std(axis=0)
+        chain = sample_posterior(like, theta, s.walkers, s.steps, cfg.seed + rnd, scale)
+        _log(f"round {rnd}: emcee {chain.shape[1]} walkers x {chain.shape[0]} steps", t0,
+             verbose)
+        if rnd < s.refresh:
+            mean, cov = proposal_from(lay, chain[s.burn:].reshape(-1, lay.size), s.widen)
+    flat = chain[s.burn:].reshape(-1, lay.size)
+    rng = np.random.default_rng([cfg.seed, 7])
+    draws = flat[rng.choice(flat.shape[0], size=min(s.posterior_draws, flat.shape[0]),
+                            replace=False)]
+    preds, ess = [], []
+    for th in draws:
+        w, e = like.weights(th)
+        preds.append(like.predict(th, w))
+        ess.append(e)
+    acc = float(np.mean(np.any(np.diff(chain, axis=0) != 0, axis=2)))
+    res = Result(p, lay, theta, draws, lp, like.weights(theta)[1], np.array(ess),
+                 np.array(preds), like.predict(theta), acc, sizes,
+                 {"total_s": time.perf_counter() - t0})
+    _log(f"done: ESS at best fit {res.ess_best:.0f}, over draws min {np.min(ess):.0f} "
+         f"median {np.median(ess):.0f}; acceptance {acc:.2f}", t0, verbose)
+    return res
+
+
+def _config_trm(cfg: Config) -> float:
+    """The treatment-related mortality of the config's first HSCT record (default otherwise)."""
+    from ..model.interventions import HSCT
+
+    for sc in cfg.build_scenarios():
+        for iv in sc.interventions:
+            if isinstance(iv, HSCT):
+                return float(iv.trm)
+    return float(HSCT().trm)
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def fit_table(res: Result) -> str:
+    """Every target: data with its 95% interval, the model (best fit; posterior 95% interval),
+    and whether the best fit lies inside the data's interval."""
+    rows = [("target", "data", "95% CI", "model", "posterior 95%", "in?")]
+    for i, t in enumerate(res.problem.fitted):
+        lo, hi = data_interval(t)
+        q = np.nanpercentile(res.predictions[:, i], [2.5, 97.5])
+        fmt = (lambda x: f"{100 * x:.0f}%") if t.kind == "proportion" else (lambda x: f"{x:.1f}")
+        v = res.best_predictions[i]
+        rows.append((t.id, fmt(t.observed), f"{fmt(lo)}-{fmt(hi)}", fmt(v),
+                     f"{fmt(q[0])}-{fmt(q[1])}", "yes" if lo <= v <= hi else "NO"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cohort_parameters(lay: Layout, theta: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(median, cv) of each fitted lognormal."""
+    mu, sig, _, _ = lay.unpack(theta)
+    return {n: (float(np.exp(a)), float(np.sqrt(np.expm1(b**2))))
+            for n, a, b in zip(lay.names, mu, sig)}
+
+
+def cohort_toml(res: Result, command: str = "") -> str:
+    """The fitted cohort as TOML: best fit in ``[cohort]``, draws in ``[cohort.posterior]``."""
+    lay, s = res.layout, res.problem.settings
+    g = lambda x: f"{x:.6g}"  # noqa: E731
+    lines = ["# The calibrated virtual cohort (generated; do not edit by hand).",
+             f"# {command or 'immunosim calibrate'}",
+             f"# Targets: {len(res.problem.fitted)} published figures "
+             "(immunosim/data/targets.toml); docs/validation.md compares them with the model.",
+             f"# Best-fit log posterior {res.log_post:.2f}; ESS at the best fit "
+             f"{res.ess_best:.0f}, over the posterior draws min {res.ess_draws.min():.0f}.",
+             ]
+    if lay.fit_trm:
+        q = np.percentile(res.draws[:, -1], [2.5, 50, 97.5])
+        lines.append(f"# HSCT treatment-related mortality: {res.theta[-1]:.4f} (posterior "
+                     f"median {q[1]:.4f}, 95% {q[0]:.4f}-{q[2]:.4f}); set it in hsct.trm")
+    lines += ["", "[cohort]", f"size = {s.cohort_size}"]
+    _, _, rho, _ = lay.unpack(res.theta)
+    if lay.pairs:
+        corr = ", ".join(f'["{lay.names[i]}", "{lay.names[j]}", {g(r)}]'
+                         for (i, j), r in zip(lay.pairs, rho))
+        lines.append(f"correlations = [{corr}]")
+    for n, (med, cv) in cohort_parameters(lay, res.theta).items():
+        lines += ["", f"[cohort.parameters.{n}]", 'distribution = "lognormal"',
+                  f"median = {g(med)}", f"cv = {g(cv)}"]
+    lines += ["", "[cohort.posterior]",
+              f'source = "immunosim calibrate, seed {res.problem.config.seed}, '
+              f'{len(res.draws)} emcee draws"',
+              "parameters = [" + ", ".join(f'"{n}"' for n in lay.names) + "]"]
+    meds, cvs = [], []
+    for th in res.draws:
+        cp = cohort_parameters(lay, th)
+        meds.append("[" + ", ".join(g(cp[n][0]) for n in lay.names) + "]")
+        cvs.append("[" + ", ".join(g(cp[n][1]) for n in lay.names) + "]")
+    lines += ["median = [", *[f"  {x}," for x in meds], "]", "cv = [", *[f"  {x}," for x in cvs],
+              "]"]
+    if lay.pairs:
+        rows = ["[" + ", ".join(g(r) for r in lay.unpack(th)[2]) + "]" for th in res.draws]
+        lines += ["correlation = [", *[f"  {x}," for x in rows], "]"]
+    if lay.fit_trm:
+        lines += ["", "# Treatment-related mortality of autologous HSCT (the hsct record's trm).",
+                  "[transplant]", f"trm = {g(res.theta[-1])}",
+                  "trm_draws = [" + ", ".join(g(t[-1]) for t in res.draws) + "]"]
+    lines += ["", "# How the fit went (read by `immunosim validation-report`).", "[summary]",
+              f"log_posterior = {res.log_post:.4f}", f"ess_best = {res.ess_best:.1f}",
+              f"ess_draws_min = {res.ess_draws.min():.1f}",
+              f"ess_draws_median = {np.median(res.ess_draws):.1f}",
+              f"acceptance = {res.acceptance:.3f}",
+              "cloud_sizes = [" + ", ".join(str(x) for x in res.cloud_sizes) + "]",
+              f"runtime_s = {res.timings.get('total_s', float('nan')):.1f}",
+              f"targets = {len(res.problem.fitted)}", f"seed = {res.problem.config.seed}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_cohort(res: Result, path: str | Path, command: str = "") -> Path:
+    """Write :func:`cohort_toml` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(cohort_toml(res, command))
+    tmp.replace(path)
+    return path

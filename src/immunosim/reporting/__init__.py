@@ -1,0 +1,1 @@
+"""Generated reports (edges): the validation report of a calibrated cohort."""
