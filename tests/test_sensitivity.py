@@ -15,6 +15,7 @@ from immunosim.experiments.sensitivity import (
     sobol_design,
     sobol_indices,
     sobol_sensitivity,
+    write_sensitivity,
 )
 
 # --- the analysis on functions with known indices ----------------------------------------------
@@ -219,6 +220,17 @@ def test_cli_writes_result_and_figure(config_file, tmp_path, capsys):
     with xr.open_dataset(out) as ds:
         assert ds.ST.dims == ("outcome", "parameter") and ds.attrs["samples"] == 4
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_write_round_trip(small, tmp_path, suffix):
+    import xarray as xr
+
+    _, ds = small
+    write_sensitivity(ds, str(tmp_path / f"s{suffix}"))
+    kw = {"engine": "zarr", "consolidated": False} if suffix == ".zarr" else {}
+    with xr.open_dataset(tmp_path / f"s{suffix}", **kw) as back:
+        xr.testing.assert_identical(back.load(), ds)
 
 
 def test_figure_renders(small, tmp_path):

@@ -100,7 +100,7 @@ def _sensitivity(args, cfg) -> None:
     from matplotlib.figure import Figure
 
     from .experiments.config import ConfigError
-    from .experiments.sensitivity import sensitivity_table, sobol_sensitivity
+    from .experiments.sensitivity import sensitivity_table, sobol_sensitivity, write_sensitivity
 
     for opt, path in (("-o", args.output), ("--figure", args.figure)):  # before any compute
         if path and not Path(path).resolve().parent.is_dir():
@@ -114,7 +114,7 @@ def _sensitivity(args, cfg) -> None:
                            progress=not args.quiet)
     print(sensitivity_table(ds))
     if args.output:
-        (ds.to_zarr if args.output.endswith(".zarr") else ds.to_netcdf)(args.output, mode="w")
+        write_sensitivity(ds, args.output)
         print(f"wrote {args.output}")
     if args.figure:
         from .plotting.sensitivity import draw_sensitivity

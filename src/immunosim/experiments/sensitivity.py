@@ -409,6 +409,15 @@ def sobol_sensitivity(cfg: Config, *, scenario: str | None = None,
     return ds
 
 
+def write_sensitivity(ds: xr.Dataset, path: str) -> None:
+    """Write a result to ``path``: Zarr (format 2, like sweeps) if it ends in ``.zarr``, else
+    NetCDF."""
+    if str(path).endswith(".zarr"):
+        ds.to_zarr(path, mode="w", consolidated=False, zarr_format=2)
+    else:
+        ds.to_netcdf(path, mode="w")
+
+
 def sensitivity_table(ds: xr.Dataset) -> str:
     """Total indices ``ST ± CI`` per parameter (rows, by the first outcome's ST) and outcome."""
     order = np.argsort(-np.nan_to_num(ds.ST.values[0], nan=-1.0), kind="stable")
