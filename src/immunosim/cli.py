@@ -1,4 +1,5 @@
-"""``immunosim`` command line: run, sweep, validate, plot, info.
+"""``immunosim`` command line: run, sweep, validate, plot, info, sensitivity, calibrate,
+validation-report.
 
 Every expected error (bad config, bad path, missing variables) is one line on stderr and exit
 status 2, with no traceback. Config warnings (a likely unit slip) are one line each too.
@@ -95,7 +96,49 @@ def _parser() -> argparse.ArgumentParser:
     vr.add_argument("--patients", type=_positive_int, default=400,
                     help="virtual patients per draw and arm")
     vr.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
+
+    n = sub.add_parser("sensitivity", help="Sobol' sensitivity of outcomes to patient parameters")
+    n.add_argument("config")
+    n.add_argument("--scenario", help="default: the first scenario with an MSC infusion")
+    n.add_argument("--parameters", nargs="+", default=None, metavar="NAME",
+                   help="model parameters to vary besides the cohort's (log-uniform over range)")
+    n.add_argument("--samples", type=_positive_int, default=256,
+                   help="N, a power of 2 (N*(D+2) patients for D parameters)")
+    n.add_argument("--seed", type=int, default=None, help="default: the config's seed")
+    n.add_argument("-o", "--output", help="write the indices (.nc or .zarr)")
+    n.add_argument("--figure", help="draw the indices to this image file")
+    n.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
+    n.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
+
+
+def _sensitivity(args, cfg) -> None:
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from .experiments.config import ConfigError
+    from .experiments.sensitivity import sensitivity_table, sobol_sensitivity, write_sensitivity
+
+    for opt, path in (("-o", args.output), ("--figure", args.figure)):  # before any compute
+        if path and not Path(path).resolve().parent.is_dir():
+            raise ConfigError(f"{opt}: {path}: the directory does not exist")
+    kinds = Figure().canvas.get_supported_filetypes()
+    if args.figure and Path(args.figure).suffix.lstrip(".").lower() not in kinds:
+        raise ConfigError(f"--figure: {args.figure}: expected one of the image formats "
+                          f"{', '.join(sorted(kinds))}")
+    ds = sobol_sensitivity(cfg, scenario=args.scenario, parameters=args.parameters,
+                           samples=args.samples, seed=args.seed, threads=args.workers,
+                           progress=not args.quiet)
+    print(sensitivity_table(ds))
+    if args.output:
+        write_sensitivity(ds, args.output)
+        print(f"wrote {args.output}")
+    if args.figure:
+        from .plotting.sensitivity import draw_sensitivity
+
+        draw_sensitivity(ds).savefig(args.figure, dpi=150)
+        print(f"wrote {args.figure}")
 
 
 def _info() -> str:
@@ -229,6 +272,8 @@ def _main(args) -> int:
                                   formats=args.format)
             for w in written:
                 print(w)
+        elif args.command == "sensitivity":
+            _sensitivity(args, load_config(args.config))
         return 0
     except expected as e:
         print("immunosim: error: " + " ".join(str(e).split()), file=sys.stderr)

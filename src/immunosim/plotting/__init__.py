@@ -23,6 +23,7 @@ from ._data import PlotError, open_result
 from .api import FIGURES, draw_figures, plot_result
 from .bistability import bifurcation, crossing_data, draw_bistability, thresholds
 from .maps import draw_map, map_grid
+from .sensitivity import draw_sensitivity
 from .survival import KMCurve, draw_km, km_curve, km_curves, number_at_risk
 from .timecourse import draw_timecourse, timecourse_bands
 from .waterfall import draw_waterfall, waterfall_data
@@ -37,6 +38,7 @@ __all__ = [
     "draw_figures",
     "draw_km",
     "draw_map",
+    "draw_sensitivity",
     "draw_timecourse",
     "draw_waterfall",
     "km_curve",
