@@ -165,6 +165,18 @@ def _check_workers(n: int | None) -> None:
         raise ConfigError(f"--workers: {n!r} is not a positive number of threads")
 
 
+def _is_calibration(path: str) -> bool:
+    """True for a config with a ``[calibration]`` table (unreadable files: False, and the
+    regular loader reports why)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return "calibration" in tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
 def _calibrate(args) -> None:
     from pathlib import Path
 
@@ -225,6 +237,13 @@ def _main(args) -> int:
             print(_info())
         elif args.command == "validate":
             for c in args.config:
+                if _is_calibration(c):
+                    from .experiments.calibrate import load_problem
+
+                    p = load_problem(c)
+                    print(f"{c}: ok (calibration: {len(p.fitted)} fitted targets, "
+                          f"{len(p.settings.fit)} parameters, arms {', '.join(p.arms)})")
+                    continue
                 cfg = load_config(c)
                 print(f"{c}: ok ({len(cfg.scenarios)} scenarios, {len(cfg.sweep.axes)} axes, "
                       f"{cfg.cohort.size} patients)")
