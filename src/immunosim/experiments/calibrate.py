@@ -8,8 +8,9 @@ Method (importance reweighting of a batched simulator):
    (medians, spreads as log-SDs, correlations), truncated to patients with active disease. Its
    prediction of a target is a self-normalised weighted mean over the cloud, weights
    ``p_theta(x) / q(x)``. The likelihood respects the data: binomial for ``k`` of ``n``; for a
-   mean with SD ``s`` over ``n`` patients the normal-sample likelihood of both summaries,
-   ``-n log sigma - ((n - 1) s^2 + n (xbar - mu)^2) / (2 sigma^2)``, with the model's mean and SD.
+   mean ``xbar`` with SD ``s`` over ``n`` patients, the model mean ``mu`` is scored against the
+   reported standard error, ``-n (xbar - mu)^2 / (2 s^2)``, and the model SD ``sigma`` against
+   the reported SD, ``(n - 1) s^2 / sigma^2 ~ chi2(n - 1)``.
    Priors: a normal on each log-median around the config's value, truncated to the parameter
    table's plausible range; a half-normal on each log-SD (narrow for parameters that are global
    in the literature's sense, wide for patient traits); uniform on correlations and on the
@@ -48,9 +49,12 @@ from .targets import OUTCOME_MAPS, Target, TargetColumns, data_interval, load_ta
 
 class FitParameter(_Strict):
     """One fitted cohort parameter: ``prior_sd`` of its log-median (around the cohort config's
-    median, or the model default) and ``spread`` (half-normal scale of its log-SD)."""
+    median, or the model default) and either ``spread`` (half-normal scale of its fitted log-SD:
+    a patient trait) or ``fixed_spread`` (its log-SD held fixed: a parameter shared by patients,
+    whose median is fitted and whose small residual spread keeps the reweighting stable)."""
 
     spread: Pos = 0.8
+    fixed_spread: Annotated[Float, Field(gt=0, le=1)] | None = None
     prior_sd: Pos = 1.0
 
 
@@ -62,15 +66,20 @@ class CalibrationSettings(_Strict):
     fit: dict[str, FitParameter]
     correlations: list[tuple[str, str]] = Field(default_factory=list)
     fit_trm: bool = True
-    cloud_size: Annotated[Int, Field(ge=256)] = 131072
-    refresh: Annotated[Int, Field(ge=0, le=5)] = 1
+    #: Patients per round: each round refits and moves the proposal to the fitted cohort;
+    #: the posterior is sampled on the last (powers of 2 keep the Sobol sequence balanced).
+    cloud_sizes: list[Annotated[Int, Field(ge=256)]] = Field(
+        default_factory=lambda: [16384, 32768, 65536], min_length=1)
+    refresh: Annotated[Int, Field(ge=0, le=3)] = 1  # refreshes around the emcee posterior
     widen: Annotated[Float, Field(ge=1, le=4)] = 1.5
-    starts: Annotated[Int, Field(ge=1)] = 6
+    min_proposal_sd: Annotated[Float, Field(gt=0)] = 0.2
+    starts: Annotated[Int, Field(ge=1)] = 4
     walkers: Annotated[Int, Field(ge=4)] = 40
     steps: Annotated[Int, Field(ge=10)] = 300
     burn: Annotated[Int, Field(ge=0)] = 100
     posterior_draws: Annotated[Int, Field(ge=1)] = 100
-    ess_floor: Annotated[Float, Field(gt=0)] = 2000.0
+    #: Below this ESS, as a fraction of the cloud, the likelihood is penalised (see the module).
+    ess_floor: Annotated[Float, Field(gt=0, lt=1)] = 0.03
     min_ess: Annotated[Float, Field(gt=0)] = 10000.0
     cohort_size: Annotated[Int, Field(ge=1)] = 200
     output: str = "cohort_calibrated.toml"
@@ -132,6 +141,10 @@ def check_problem(p: Problem) -> Problem:
     """Refuse settings that cannot work, naming the key."""
     s, cfg = p.settings, p.config
     scen = list(cfg.scenarios)
+    for i, n in enumerate(s.cloud_sizes):
+        if n & (n - 1):
+            raise ConfigError(f"calibration.cloud_sizes[{i}]: {n} is not a power of 2 "
+                              "(a Sobol sequence is balanced only at powers of 2)")
     for name in s.fit:
         if name not in m.PARAMETERS:
             raise ConfigError(f"calibration.fit.{name}: {m.PARAMETERS.unknown_message(name)}")
@@ -155,9 +168,6 @@ def check_problem(p: Problem) -> Problem:
         if t.fit and max(t.time, t.window if "relapsers" in t.outcome else 0) > cfg.horizon:
             raise ConfigError(f"horizon: {cfg.horizon:g} d is shorter than target {t.id} "
                               f"(day {t.time:g})")
-    if s.cloud_size & (s.cloud_size - 1):
-        raise ConfigError(f"calibration.cloud_size: {s.cloud_size} is not a power of 2 "
-                          "(a Sobol sequence is balanced only at powers of 2)")
     return p
 
 
@@ -166,14 +176,18 @@ def check_problem(p: Problem) -> Problem:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each quantity sits in theta: log-medians, log-SDs, correlations, TRM."""
+    """Where each quantity sits in theta: log-medians, fitted log-SDs, correlations, TRM.
+
+    Parameters with a fixed spread have no log-SD entry; their log-SD is ``fixed[j]``.
+    """
 
     names: list[str]
     pairs: list[tuple[int, int]]
     fit_trm: bool
     centre: np.ndarray  # prior centre of the log-medians
     prior_sd: np.ndarray
-    spread: np.ndarray  # half-normal scale of the log-SDs
+    spread: np.ndarray  # half-normal scale of the fitted log-SDs
+    fixed: np.ndarray  # (d,) fixed log-SD, NaN where fitted
     lo: np.ndarray  # bounds of theta
     hi: np.ndarray
 
@@ -182,13 +196,21 @@ class Layout:
         return len(self.names)
 
     @property
+    def free(self) -> np.ndarray:
+        """Indices of the parameters whose log-SD is fitted."""
+        return np.flatnonzero(np.isnan(self.fixed))
+
+    @property
     def size(self) -> int:
-        return 2 * self.d + len(self.pairs) + int(self.fit_trm)
+        return self.d + self.free.size + len(self.pairs) + int(self.fit_trm)
 
     def unpack(self, theta: np.ndarray):
-        d, c = self.d, len(self.pairs)
-        mu, sig = theta[:d], theta[d:2 * d]
-        rho = theta[2 * d:2 * d + c]
+        """(log-medians (d,), log-SDs (d,), correlations (c,), trm)."""
+        d, f, c = self.d, self.free.size, len(self.pairs)
+        mu = theta[:d]
+        sig = self.fixed.copy()
+        sig[self.free] = theta[d:d + f]
+        rho = theta[d + f:d + f + c]
         trm = theta[-1] if self.fit_trm else np.nan
         return mu, sig, rho, trm
 
@@ -200,7 +222,8 @@ class Layout:
         return corr * np.outer(sig, sig)
 
     def labels(self) -> list[str]:
-        out = [f"log_median:{n}" for n in self.names] + [f"log_sd:{n}" for n in self.names]
+        out = [f"log_median:{n}" for n in self.names]
+        out += [f"log_sd:{self.names[j]}" for j in self.free]
         out += [f"corr:{self.names[i]}:{self.names[j]}" for i, j in self.pairs]
         return out + (["trm"] if self.fit_trm else [])
 
@@ -215,18 +238,21 @@ def make_layout(p: Problem, trm0: float) -> tuple[Layout, np.ndarray]:
         d = cfg.cohort.parameters.get(n)
         centre.append(np.log(d.median if d is not None else base[m.PARAMETERS.index[n]]))
         sd0.append(np.sqrt(np.log1p(d.cv**2)) if d is not None else 0.1)
+    fixed = np.array([np.nan if s.fit[n].fixed_spread is None else s.fit[n].fixed_spread
+                      for n in names])
+    free = np.flatnonzero(np.isnan(fixed))
     par = [m.PARAMETERS[n] for n in names]
     lo_mu = [np.log(max(q.low, 1e-6 * max(q.high, 1e-12))) for q in par]
     hi_mu = [np.log(q.high) for q in par]
     pairs = [(names.index(a), names.index(b)) for a, b in s.correlations]
-    lo = np.r_[lo_mu, np.full(len(names), 0.02), np.full(len(pairs), -0.9),
+    lo = np.r_[lo_mu, np.full(free.size, 0.02), np.full(len(pairs), -0.9),
                [1e-4] if s.fit_trm else []]
-    hi = np.r_[hi_mu, np.full(len(names), 2.5), np.full(len(pairs), 0.9),
+    hi = np.r_[hi_mu, np.full(free.size, 2.5), np.full(len(pairs), 0.9),
                [0.5] if s.fit_trm else []]
     lay = Layout(names, pairs, s.fit_trm, np.array(centre),
                  np.array([s.fit[n].prior_sd for n in names]),
-                 np.array([s.fit[n].spread for n in names]), lo, hi)
-    theta0 = np.r_[np.clip(centre, lo_mu, hi_mu), np.clip(sd0, 0.05, 2.0),
+                 np.array([s.fit[n].spread for n in names]), fixed, lo, hi)
+    theta0 = np.r_[np.clip(centre, lo_mu, hi_mu), np.clip(np.array(sd0)[free], 0.05, 2.0),
                    np.zeros(len(pairs)), [trm0] if s.fit_trm else []]
     return lay, np.clip(theta0, lo + 1e-9, hi - 1e-9)
 
@@ -286,8 +312,9 @@ class Likelihood:
         if np.any(theta <= lay.lo) or np.any(theta >= lay.hi):
             return -np.inf
         mu, sig, _, _ = lay.unpack(theta)
+        f = lay.free
         return float(-0.5 * np.sum(((mu - lay.centre) / lay.prior_sd) ** 2)
-                     - 0.5 * np.sum((sig / lay.spread) ** 2))
+                     - 0.5 * np.sum((sig[f] / lay.spread[f]) ** 2))
 
     def log_likelihood(self, theta: np.ndarray) -> tuple[float, float]:
         """Log-likelihood of the targets and the ESS at ``theta``."""
@@ -302,10 +329,10 @@ class Likelihood:
             if t.kind == "proportion":
                 p = min(max(v, 1e-9), 1 - 1e-9)
                 ll += t.k * np.log(p) + (t.n - t.k) * np.log1p(-p)
-            else:
+            else:  # mean: its reported SE; SD: (n-1) s^2 / sigma^2 ~ chi2(n-1)
                 s = max(s, 1e-3 * t.sd)
-                ll += -t.n * np.log(s) - ((t.n - 1) * t.sd**2 + t.n * (t.mean - v) ** 2) / (
-                    2 * s**2)
+                ll += -0.5 * t.n * (t.mean - v) ** 2 / t.sd**2
+                ll += -(t.n - 1) * np.log(s) - (t.n - 1) * t.sd**2 / (2 * s**2)
         if ess < self.ess_floor:  # the cloud cannot resolve this cohort: push back
             ll -= 50.0 * np.log(self.ess_floor / ess)
         return float(ll), ess
@@ -386,42 +413,67 @@ def _log(msg: str, t0: float, verbose: bool) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
 
+def proposal_around(lay: Layout, theta: np.ndarray, widen: float, floor: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The cohort distribution at ``theta``, widened, with every SD at least ``floor``."""
+    cov = lay.covariance(theta) * widen**2
+    sd = np.sqrt(np.diag(cov))
+    cov += np.diag(np.maximum(floor**2 - sd**2, 0.0))
+    return lay.unpack(theta)[0].copy(), cov
+
+
 def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
               verbose: bool = False, progress: bool = False) -> Result:
-    """Fit the cohort of a calibration config to its targets (see the module docstring)."""
+    """Fit the cohort of a calibration config to its targets (see the module docstring).
+
+    Rounds: for each of ``cloud_sizes`` a fresh cloud around the current fit, then a best fit;
+    emcee on the last; then ``refresh`` times a cloud around the emcee posterior, a best fit and
+    emcee again. BLAS runs single-threaded here (the products are small-by-wide, where threads
+    only add overhead); the ODE engine uses ``threads``.
+    """
+    from threadpoolctl import threadpool_limits
+
     p = load_problem(problem) if isinstance(problem, (str, Path)) else problem
+    with threadpool_limits(1, user_api="blas"):
+        return _calibrate(p, threads, verbose, progress)
+
+
+def _calibrate(p: Problem, threads, verbose, progress) -> Result:
     s, cfg = p.settings, p.config
     t0 = time.perf_counter()
     trm0 = _config_trm(cfg)
     lay, theta = make_layout(p, trm0)
-    targets = p.fitted
-    mean, cov = lay.centre.copy(), np.diag(np.maximum(lay.spread, 0.3) ** 2 + 0.25)
-    sizes, chain, like = [], None, None
-    for rnd in range(s.refresh + 1):
-        cloud = simulate_cloud(cfg, p.arms, lay.names, mean, cov, s.cloud_size,
-                               cfg.seed + 1000 * rnd, threads=threads, progress=progress)
+    mean, cov = proposal_around(lay, theta, s.widen, s.min_proposal_sd)
+    sizes: list[int] = []
+    schedule = list(s.cloud_sizes) + [s.cloud_sizes[-1]] * s.refresh
+    chain = None
+    for rnd, n in enumerate(schedule):
+        cloud = simulate_cloud(cfg, p.arms, lay.names, mean, cov, n, cfg.seed + 1000 * rnd,
+                               threads=threads, progress=progress)
         sizes.append(cloud.size)
-        _log(f"round {rnd}: cloud of {cloud.size} diseased patients (of {cloud.drawn}) "
-             f"simulated in {len(p.arms)} arms; failed runs {cloud.failed}", t0, verbose)
-        like = Likelihood(lay, cloud, targets, trm0, s.ess_floor)
+        _log(f"round {rnd}: {cloud.size} diseased patients (of {cloud.drawn}) simulated in "
+             f"{len(p.arms)} arms; failed runs {cloud.failed}", t0, verbose)
+        like = Likelihood(lay, cloud, p.fitted, trm0, max(100.0, s.ess_floor * cloud.size))
         starts = [theta]
-        if chain is None:
+        if rnd == 0:
             rng = np.random.default_rng([cfg.seed, 6])
-            width = (lay.hi - lay.lo) * 0.15
+            width = (lay.hi - lay.lo) * 0.1
             starts += [np.clip(theta + width * rng.uniform(-1, 1, lay.size), lay.lo + 1e-6,
                                lay.hi - 1e-6) for _ in range(s.starts - 1)]
-        else:
-            flat = chain[s.burn:].reshape(-1, lay.size)
-            starts += [flat[np.argmax([like(x) for x in flat[-s.starts:]])]]
+        elif chain is not None:
+            last = chain[-1]
+            starts.append(last[np.argmax([like(x) for x in last])])
         theta, lp = best_fit(like, starts)
         _log(f"round {rnd}: best log posterior {lp:.2f}, ESS {like.weights(theta)[1]:.0f}",
              t0, verbose)
+        if rnd < len(s.cloud_sizes) - 1:
+            mean, cov = proposal_around(lay, theta, s.widen, s.min_proposal_sd)
+            continue
         scale = None if chain is None else chain[s.burn:].reshape(-1, lay.size).std(axis=0)
         chain = sample_posterior(like, theta, s.walkers, s.steps, cfg.seed + rnd, scale)
         _log(f"round {rnd}: emcee {chain.shape[1]} walkers x {chain.shape[0]} steps", t0,
              verbose)
-        if rnd < s.refresh:
-            mean, cov = proposal_from(lay, chain[s.burn:].reshape(-1, lay.size), s.widen)
+        mean, cov = proposal_from(lay, chain[s.burn:].reshape(-1, lay.size), s.widen)
     flat = chain[s.burn:].reshape(-1, lay.size)
     rng = np.random.default_rng([cfg.seed, 7])
     draws = flat[rng.choice(flat.shape[0], size=min(s.posterior_draws, flat.shape[0]),
@@ -437,6 +489,13 @@ def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
                  {"total_s": time.perf_counter() - t0})
     _log(f"done: ESS at best fit {res.ess_best:.0f}, over draws min {np.min(ess):.0f} "
          f"median {np.median(ess):.0f}; acceptance {acc:.2f}", t0, verbose)
+    if res.ess_draws.min() < s.min_ess:
+        import warnings
+
+        warnings.warn(f"calibration: the effective sample size falls to "
+                      f"{res.ess_draws.min():.0f} over the posterior draws (calibration.min_ess "
+                      f"= {s.min_ess:g}); enlarge calibration.cloud_sizes or add a refresh",
+                      RuntimeWarning, stacklevel=2)
     return res
 
 
@@ -448,7 +507,7 @@ def _config_trm(cfg: Config) -> float:
         for iv in sc.interventions:
             if isinstance(iv, HSCT):
                 return float(iv.trm)
-    return float(HSCT().trm)
+    return float(HSCT(0.0).trm)
 
 
 # --- reporting -----------------------------------------------------------------------------
