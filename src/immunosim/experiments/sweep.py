@@ -30,7 +30,7 @@ from ..model import model_digest
 from ..model import sle_msc as m
 from .assess import assess, death_draws, death_times, follow_up
 from .clinical import OUTCOMES
-from .cohort import Cohort, sample_cohort
+from .cohort import Cohort, posterior_rows, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
@@ -115,8 +115,10 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         for pt in range(design.n_points):
             for a in range(0, cohort.size, bs):
                 blocks.append(Block(len(blocks), s, pt, slice(a, min(a + bs, cohort.size))))
+    # Treatment-related death: one draw per subject, the same under every posterior draw.
+    death_u = death_draws(cfg.seed, cohort.n_subjects)[cohort.subject]
     return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, doses, origins,
-                fu, death_draws(cfg.seed, cohort.size))
+                fu, death_u)
 
 
 def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
@@ -228,6 +230,10 @@ def _coords(p: Plan) -> dict:
         c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
+    if cfg.cohort.posterior_draws:  # patient j = draw * size + subject
+        c["draw"] = ("patient", p.cohort.draw, {"long_name": "Posterior draw"})
+        c["subject"] = ("patient", p.cohort.subject,
+                        {"long_name": "Subject (random stream, shared by every draw)"})
     return c
 
 
@@ -240,7 +246,21 @@ def _attrs(p: Plan) -> dict:
             "model_digest": model_digest(),
             "solver_method": cfg.solver.method, "rtol": cfg.solver.rtol, "atol": cfg.solver.atol,
             "horizon_days": cfg.horizon, "design": cfg.sweep.design,
-            "time_origin": cfg.outcomes.time_origin, "follow_up_days": p.follow_up}
+            "time_origin": cfg.outcomes.time_origin, "follow_up_days": p.follow_up,
+            **_cohort_attrs(cfg)}
+
+
+def _cohort_attrs(cfg: Config) -> dict:
+    """Provenance of an included cohort and of the posterior draws used (none for plain runs)."""
+    out = {}
+    if cfg.included is not None:
+        out["cohort_include"] = cfg.included.name
+        out["cohort_toml"] = cfg.included.text
+    post = cfg.cohort.posterior
+    if cfg.cohort.posterior_draws and post is not None:
+        out["posterior_source"] = post.source
+        out["posterior_rows"] = posterior_rows(post.n_draws, cfg.cohort.posterior_draws).tolist()
+    return out
 
 
 def config_digest(cfg: Config) -> str:
