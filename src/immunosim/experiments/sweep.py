@@ -33,6 +33,7 @@ from .clinical import OUTCOMES
 from .cohort import Cohort, posterior_rows, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
+from .posterior import credible_interval, has_draws
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
@@ -491,11 +492,36 @@ def _pct(k: int, of: int) -> str:
     return f"{100 * k / max(of, 1):.0f}%"
 
 
+#: Percentage columns of the summary: (variable, among) -> column.
+_SHARES = {("remission", None): 2, ("response", None): 4, ("flare", "response"): 5,
+           ("death", None): 6}
+
+
+def _intervals(ds: xr.Dataset) -> dict[tuple[int, str], str]:
+    """`` [lo-hi]`` (95% interval of the per-draw percentages) per (column, scenario)."""
+    out = {}
+    for (var, among), col in _SHARES.items():
+        if var not in ds or (among is not None and among not in ds):
+            continue
+        iv = credible_interval(ds, var, among=among).interval
+        for s in ds.scenario.values:
+            lo, hi = (float(iv.sel(scenario=s, quantile=q)) for q in (0.025, 0.975))
+            if lo == lo and hi == hi:
+                out[col, str(s)] = f" [{100 * lo:.0f}-{100 * hi:.0f}]"
+    return out
+
+
 def summary_table(ds: xr.Dataset) -> str:
-    """A readable per-scenario summary (pooled over sweep points and patients; medians)."""
+    """A readable per-scenario summary (pooled over sweep points and patients; medians).
+
+    With posterior draws (a ``draw`` coordinate) each percentage is followed by the 95%
+    interval across draws of the per-draw percentage: ``41% [33-49]`` (see
+    :func:`~immunosim.experiments.posterior.credible_interval`).
+    """
     names = ["remission", "time_to_remission", "response", "flare", "death", "activity_at",
              "status"]
     ds = ds[[n for n in names if n in ds]].load()
+    ci = _intervals(ds) if has_draws(ds) else {}
     rows = [("scenario", "runs", "remission", "median t_rem (d)", "SRI-4 resp",
              "flare|resp", "death", "median activity@" + "/".join(f"{x:g}"
                                                                  for x in ds.landmark.values))]
@@ -509,10 +535,14 @@ def summary_table(ds: xr.Dataset) -> str:
         fl = int((d.flare & ok).sum()) if "flare" in d else 0
         dead = int((d.death & ok).sum()) if "death" in d else 0
         med = [float(d.activity_at.where(ok).sel(landmark=x).median()) for x in ds.landmark.values]
-        rows.append((str(s), f"{n}", _pct(n_rem, n),
-                     f"{float(t_rem.median()):.0f}" if n_rem else "-", _pct(resp, n),
-                     _pct(fl, resp) if resp else "-", _pct(dead, n),
-                     "/".join("-" if v != v else f"{v:g}" for v in med)))
+        row = [str(s), f"{n}", _pct(n_rem, n),
+               f"{float(t_rem.median()):.0f}" if n_rem else "-", _pct(resp, n),
+               _pct(fl, resp) if resp else "-", _pct(dead, n),
+               "/".join("-" if v != v else f"{v:g}" for v in med)]
+        for col in _SHARES.values():
+            if row[col] != "-":
+                row[col] += ci.get((col, str(s)), "")
+        rows.append(tuple(row))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -521,4 +551,8 @@ def summary_table(ds: xr.Dataset) -> str:
         lines.append(f"({failed} runs failed or had no diseased state; see the 'status' variable)")
     lines.append("flare|resp: SELENA-SLEDAI flare after any response, among responders; "
                  "activity: the SLEDAI-2K-like score at each landmark (d after the origin)")
+    if ci:
+        k = int(ds.draw.max()) + 1
+        lines.append(f"x% [lo-hi]: pooled over all {k} posterior draws, then the 95% interval "
+                     "across draws of the per-draw percentage (subjects shared by every draw)")
     return "\n".join(lines)
