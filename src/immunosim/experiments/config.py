@@ -853,8 +853,7 @@ def _format_error(err: dict, errors: list[dict] | None = None) -> str:
     owner = _model_at(tagged + ("_",))
     head, sep, rest = msg.partition(": ")
     first = head.partition(".")[0].partition("[")[0]  # "median[3][1]", "posterior.cv[0]"
-    if sep and owner is not None and first in owner.model_fields and (
-            head == first or "[" in head):
+    if sep and owner is not None and first in owner.model_fields:
         path, msg = f"{path}.{head}" if path else head, rest
     shown = err.get("input")
     if isinstance(shown, (dict, list)) or typ == "value_error":

@@ -105,7 +105,8 @@ def credible_interval(ds: xr.Dataset, variable: str, *, among: str | None = None
     other = [d for d in num.dims if d not in keep]
     pooled = num.sum(other) / den.sum(other).where(lambda n: n > 0)
     return xr.Dataset({"per_draw": per,
-                       "interval": per.quantile(list(quantiles), dim="draw", skipna=True),
+                       "interval": per.quantile(list(quantiles), dim="draw",
+                                                skipna=True).transpose(*keep, "quantile"),
                        "pooled": pooled.transpose(*keep)},
                       attrs={"variable": variable, "among": among or "",
                              "n_draws": per.sizes["draw"]})
