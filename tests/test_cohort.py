@@ -73,3 +73,54 @@ def test_healthy_only_cohort_is_refused():
         "activation_rate": {"distribution": "uniform", "low": 0.001, "high": 0.005}}})
     with pytest.raises(ConfigError, match="no untreated diseased steady state after 4 draws"):
         sample_cohort(cfg, BASE, seed=0)
+
+
+# --- posterior draws ------------------------------------------------------------------------------
+
+
+def calibrated(size, draws, **extra):
+    from immunosim.experiments.config import tomllib
+    from tests.conftest import CALIBRATED_COHORT
+
+    d = tomllib.loads(CALIBRATED_COHORT)["cohort"]
+    return CohortConfig.model_validate({**d, "size": size, "posterior_draws": draws, **extra})
+
+
+def test_draws_are_blocks_of_the_same_subjects_with_their_own_distributions():
+    """Draw 1 of the calibrated cohort (posterior row 2) is the point cohort: its patients are
+    the posterior_draws = 0 cohort's, redraws included (common random numbers per subject)."""
+    point = sample_cohort(calibrated(8, 0), BASE, seed=3)
+    c = sample_cohort(calibrated(8, 2), BASE, seed=3)
+    assert c.size == 16 and c.n_draws == 2 and c.n_subjects == 8
+    np.testing.assert_array_equal(c.draw, np.repeat([0, 1], 8))
+    np.testing.assert_array_equal(c.subject, np.tile(np.arange(8), 2))
+    np.testing.assert_array_equal(c.params[8:], point.params)
+    np.testing.assert_array_equal(c.y0[8:], point.y0)
+    np.testing.assert_array_equal(c.redraws[8:], point.redraws)
+    assert not np.allclose(c.params[:8], point.params)  # draw 0 has other medians
+    np.testing.assert_array_equal(point.params, sample_cohort(calibrated(8, 0), BASE, 3).params)
+
+
+def test_subject_keeps_its_random_numbers_across_draws():
+    """Without correlations, subject i's standard normal z is the same under every draw:
+    log(x / median) / sigma agrees between draws (subjects accepted at the first draw)."""
+    post = calibrated(12, 3).posterior.model_dump(exclude={"correlation"})
+    c = sample_cohort(calibrated(12, 3, correlations=[], posterior=post), BASE, seed=5)
+    a = c.params[:, I["activation_rate"]].reshape(3, 12)
+    med = np.array(post["median"])[:, 0:1]
+    sigma = np.sqrt(np.log1p(np.array(post["cv"])[:, 0:1] ** 2))
+    z = np.log(a / med) / sigma
+    first = (c.redraws.reshape(3, 12) == 0).all(axis=0)
+    assert first.sum() >= 6
+    np.testing.assert_allclose(z[:, first], np.repeat(z[:1, first], 3, axis=0), rtol=1e-9)
+
+
+def test_posterior_rows_are_evenly_spaced():
+    from immunosim.experiments.cohort import draw_configs, posterior_rows
+
+    np.testing.assert_array_equal(posterior_rows(3, 2), [0, 2])
+    np.testing.assert_array_equal(posterior_rows(400, 5), [0, 100, 200, 299, 399])
+    cfgs = draw_configs(calibrated(2, 2))
+    assert [c.parameters["reg_induction"].median for c in cfgs] == [0.4, 0.6]
+    assert [c.correlations[0][2] for c in cfgs] == [0.2, -0.3]
+    assert all(c.posterior is None and c.posterior_draws == 0 for c in cfgs)

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from immunosim.experiments.config import ConfigError, load_config, parse_config, tomllib
-from tests.conftest import ROOT, SMALL_CONFIG
+from tests.conftest import CALIBRATED_COHORT, ROOT, SMALL_CONFIG
 
 EXAMPLES = sorted((ROOT / "configs").glob("*.toml"))
 
@@ -113,11 +113,145 @@ def test_missing_file_and_bad_toml(tmp_path):
         load_config(bad)
 
 
+# --- cohort include and posterior draws ----------------------------------------------------
+
+
+def _including(tmp_path, cohort_lines: str, included: str = CALIBRATED_COHORT):
+    (tmp_path / "cal").mkdir(exist_ok=True)
+    (tmp_path / "cal" / "cohort.toml").write_text(included)
+    p = tmp_path / "exp.toml"
+    p.write_text('[scenarios.a]\n[cohort]\ninclude = "cal/cohort.toml"\n' + cohort_lines)
+    return p
+
+
+def test_include_takes_the_cohort_and_local_keys_override(tmp_path):
+    p = _including(tmp_path, "size = 4\nposterior_draws = 2\n"
+                   "[cohort.parameters.reg_induction]\ndistribution = 'uniform'\n"
+                   "low = 0.5\nhigh = 0.7\n"
+                   "[cohort.posterior]\nparameters = ['activation_rate']\n"
+                   "median = [[0.05], [0.07]]\ncv = [[0.5], [0.4]]\n"
+                   "correlation = [[0.1], [0.2]]\n")
+    c = load_config(p).cohort
+    assert c.size == 4 and c.posterior_draws == 2 and c.max_redraws == 50
+    assert c.parameters["reg_induction"].distribution == "uniform"  # replaced whole
+    assert c.parameters["reg_induction"].median is None
+    assert c.parameters["activation_rate"].median == 0.06  # kept from the included file
+    assert c.correlations == [("activation_rate", "reg_induction", -0.3)]
+    assert c.posterior.median == [[0.05], [0.07]]  # the local posterior replaces the included
+    cfg = load_config(p)
+    assert cfg.included.name == "cal/cohort.toml" and cfg.included.text == CALIBRATED_COHORT
+    plain = load_config(_including(tmp_path, ""))
+    assert plain.cohort.size == 200 and plain.cohort.posterior.n_draws == 3
+    assert plain.cohort.posterior_draws == 0
+
+
+def test_include_through_parse_config_needs_a_base_dir(tmp_path):
+    (tmp_path / "c.toml").write_text(CALIBRATED_COHORT)
+    data = {"scenarios": {"a": {}}, "cohort": {"include": "c.toml", "size": 2}}
+    assert parse_config(data, base_dir=tmp_path).cohort.size == 2
+    assert data["cohort"]["include"] == "c.toml"  # the caller's dict is not modified
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert str(e.value) == ("cohort.include: 'c.toml' needs a base directory for the file; use "
+                            "load_config(path) or parse_config(data, base_dir=...)")
+
+
+@pytest.mark.parametrize("included, local, message", [
+    (None, "", "cohort.include: cannot read 'cal/cohort.toml' ("),
+    ("[cohort]\nsize = = 3\n", "",
+     "cohort.include: 'cal/cohort.toml' is not valid TOML (Invalid value (at line 2, column 8))"),
+    ("[model]\n", "", "cohort.include: 'cal/cohort.toml' has no [cohort] table"),
+    ("[cohort]\ninclude = 'x.toml'\n", "",
+     "cohort.include: 'cal/cohort.toml' has its own cohort.include; includes do not nest"),
+    (CALIBRATED_COHORT.replace("cv = 0.5", "cv = -0.5", 1), "",
+     "cohort.parameters.activation_rate.cv: -0.5 is invalid: input should be greater than 0 "
+     "(cohort.include = 'cal/cohort.toml')"),
+    (CALIBRATED_COHORT, "posterior_draws = 4\n",
+     "cohort.posterior_draws: 4 is more than the 3 draws of cohort.posterior"),
+    (CALIBRATED_COHORT, "[cohort.parameters.activation_rate]\ndistribution = 'normal'\n"
+     "mean = 0.1\nsd = 0.01\n", "cohort.posterior.parameters[0]: 'activation_rate' is normal "
+     "in cohort.parameters; posterior draws need a lognormal entry"),
+    (CALIBRATED_COHORT, "correlations = []\n",
+     "cohort.posterior.correlation[0]: 1 values; expected 0 (one per cohort correlation)"),
+], ids=["missing", "bad_toml", "no_cohort", "nested", "bad_value", "too_many_draws",
+        "not_lognormal", "correlation_shape"])
+def test_include_errors_are_one_line_naming_key_and_file(tmp_path, included, local, message):
+    p = _including(tmp_path, local, included or "")
+    if included is None:
+        (tmp_path / "cal" / "cohort.toml").unlink()
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "\n" not in str(e.value)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_include_must_be_a_string(tmp_path):
+    p = tmp_path / "exp.toml"
+    p.write_text("[scenarios.a]\n[cohort]\ninclude = 5\n")
+    with pytest.raises(ConfigError, match=r"^cohort.include: 5 is invalid: expected a file name"):
+        load_config(p)
+
+
+POSTERIOR = {"parameters": ["activation_rate", "reg_induction"],
+             "median": [[0.06, 0.6], [0.07, 0.5]], "cv": [[0.5, 0.5], [0.4, 0.4]]}
+
+
+def with_posterior(draws: int | None = None, **changes):
+    d = with_("cohort.posterior", {**POSTERIOR, **changes})
+    if draws is not None:
+        d["cohort"]["posterior_draws"] = draws
+    return d
+
+
+@pytest.mark.parametrize("data, message", [
+    (with_posterior(median=[[0.06, 0.6], [0.07, -0.5]]),
+     "cohort.posterior.median[1][1]: -0.5 is invalid: expected a value > 0"),
+    (with_posterior(median=[[0.06, 0.6], [0.07, "x"]]),
+     "cohort.posterior.median[1][1]: 'x' is invalid: expected a number"),
+    (with_posterior(cv=[[0.5, 0.5], [0.4]]),
+     "cohort.posterior.cv[1]: 1 values; expected 2 (one per posterior parameter)"),
+    (with_posterior(cv=[[0.5, 0.5]]), "cohort.posterior.cv: 1 draws; expected 2"),
+    (with_posterior(median=[]), "cohort.posterior.median: no draws"),
+    (with_posterior(parameters=["activation_rate", "activation_rate"]),
+     "cohort.posterior.parameters: ['activation_rate', 'activation_rate'] names a parameter "
+     "twice"),
+    (with_posterior(parameters=["activation_rate", "secretion_pb"]),
+     "cohort.posterior.parameters[1]: 'secretion_pb' has no distribution in cohort.parameters"),
+    (with_posterior(correlation=[[0.1], [0.2]]),
+     "cohort.posterior.correlation[0]: 1 values; expected 0"),
+    (with_posterior(source=3), "cohort.posterior.source: 3 is invalid: expected a string"),
+    (with_posterior(draws=3), "cohort.posterior_draws: 3 is more than the 2 draws"),
+    (with_posterior(draws=-1), "cohort.posterior_draws: -1 is invalid"),
+    (with_("cohort.posterior_draws", 2), "cohort.posterior_draws: 2 needs a [cohort.posterior] "
+     "table"),
+], ids=lambda v: v[:40] if isinstance(v, str) else "")
+def test_posterior_validation(data, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_posterior_correlations_must_be_inside_minus_one_one():
+    d = with_("cohort.correlations", [["activation_rate", "reg_induction", 0.2]])
+    d["cohort"]["posterior"] = {**POSTERIOR, "correlation": [[0.3], [1.0]]}
+    with pytest.raises(ConfigError, match=r"^cohort.posterior.correlation\[1\]\[0\]: 1.0 is "
+                       "invalid: expected -1 < r < 1$"):
+        parse_config(d)
+    d["cohort"]["posterior"] = POSTERIOR
+    with pytest.raises(ConfigError, match=r"^cohort.posterior.correlation: missing; expected one "
+                       "row of 1 values per draw"):
+        parse_config(d)
+    d["cohort"]["posterior"] = {**POSTERIOR, "correlation": [[0.3], [-0.2]]}
+    d["cohort"]["posterior_draws"] = 2
+    assert parse_config(d).cohort.n_draws == 2
+
+
 # --- hypothesis: any config-shaped input either validates or raises ConfigError --------------
 
 keys = st.sampled_from(["horizon", "seed", "amount", "time", "count", "interval", "size",
                         "values", "target", "distribution", "median", "cv", "method", "rtol",
-                        "msc", "scenarios", "sweep", "axes", "cohort", "parameters", "xyz"])
+                        "msc", "scenarios", "sweep", "axes", "cohort", "parameters", "xyz",
+                        "include", "posterior", "posterior_draws", "correlation"])
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-5, 2000),
                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
                    st.sampled_from(["msc.amount", "msc.count", "parameters.repair_rate",

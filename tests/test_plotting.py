@@ -145,6 +145,31 @@ def test_map_grid_relapse_by_day_730_and_capped_at_the_horizon():
     assert map_grid(short, "relapse").attrs["day"] == 240.0
 
 
+def test_map_with_posterior_draws_shows_the_interval(tmp_path):
+    """Per-draw maps: the 2.5/97.5% quantiles across draws (numpy) as ci_low/ci_high, written
+    under each cell, and the figure renders."""
+    from immunosim.plotting.maps import figures
+
+    ds = fake_result(n_patients=40).assign_coords(draw=("patient", np.repeat(np.arange(4), 10)),
+                                                  subject=("patient", np.tile(np.arange(10), 4)))
+    grid = map_grid(ds, "remission")
+    np.testing.assert_allclose(grid.values, np.moveaxis(_numpy_map(ds, 365.0), -1, 0))
+    rem = ds.remission.values[0, :, :, :, 0] & (ds.time_to_remission.values[0, :, :, :, 0] <= 365)
+    ok = ds.status.values[0, :, :, :, 0] == 0
+    per = np.nanmean(np.where(ok, rem, np.nan).reshape(3, 2, 2, 4, 10), axis=-1)
+    lo, hi = np.moveaxis(np.nanquantile(per, [0.025, 0.975], axis=-1), -1, 1)
+    np.testing.assert_allclose(grid.ci_low.values, lo)
+    np.testing.assert_allclose(grid.ci_high.values, hi)
+    assert grid.attrs["n_draws"] == 4 and "ci_low" not in map_grid(
+        ds.drop_vars(["draw", "subject"]), "remission").coords
+    spec = figures(ds)[0]
+    assert "95% interval across 4 posterior draws" in spec.caption
+    texts = [t.get_text() for ax in spec.figure.axes for t in ax.texts]
+    assert f"{100 * lo[0, 0, 0]:.0f}\u2013{100 * hi[0, 0, 0]:.0f}" in texts
+    spec.figure.savefig(tmp_path / "map.png")
+    assert (tmp_path / "map.png").stat().st_size > 10_000
+
+
 def test_map_needs_two_grid_axes():
     ds = fake_result().isel(amount=0, first_day=0, count=0, drop=True)
     with pytest.raises(PlotError, match="at least two axes"):

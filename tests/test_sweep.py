@@ -1,6 +1,7 @@
 """Sweeps: result layout, reproducibility across threads and chunk sizes, kill + resume."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,3 +211,51 @@ def test_assessment_times_end_at_the_horizon(small_config_path):
     p = plan(load_config(small_config_path))
     assert p.t_assess[-1] == 200 and p.t_assess[-2] == 196
     np.testing.assert_array_equal(np.diff(p.t_assess[:-1]), 7)
+
+
+# --- posterior draws ------------------------------------------------------------------------------
+
+
+def test_draws_same_result_whatever_threads_and_chunks_and_draw_1_is_the_point_cohort(
+        draws_config_path):
+    """Patients (k, i): one patient axis of K * size with draw/subject coordinates; identical
+    at any thread count and chunk size (blocks cut across draws); draw 1 of the calibrated
+    cohort is its point fit, so its runs equal the posterior_draws = 0 sweep's."""
+    from immunosim.experiments.sweep import plan, summary_table
+
+    cfg = load_config(draws_config_path)
+    ref = sweep(cfg, workers=1, chunk_size=4, progress=False)
+    for workers, chunk in [(2, 1), (1, 100)]:
+        xr.testing.assert_identical(sweep(cfg, workers=workers, chunk_size=chunk,
+                                          progress=False), ref)
+    assert ref.remission.dims == ("scenario", "amount", "patient") and ref.sizes["patient"] == 6
+    np.testing.assert_array_equal(ref.draw.values, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(ref.subject.values, [0, 1, 2, 0, 1, 2])
+    assert ref.attrs["posterior_rows"] == [0, 2] and ref.attrs["posterior_source"] == "a test"
+    assert ref.attrs["cohort_include"] == "cohort_calibrated.toml"
+    assert "[cohort.posterior]" in ref.attrs["cohort_toml"]
+
+    point_path = draws_config_path.with_name("point.toml")
+    point_path.write_text(draws_config_path.read_text().replace("posterior_draws = 2\n", ""))
+    point = sweep(load_config(point_path), progress=False)
+    assert "draw" not in point.coords and point.sizes["patient"] == 3
+    for v in ("remission", "time_to_remission", "activity_at", "patient_parameters", "status"):
+        np.testing.assert_array_equal(ref[v].isel(patient=slice(3, 6)).values, point[v].values)
+    assert not np.array_equal(ref.patient_parameters.values[:3], point.patient_parameters.values)
+    # treatment-related death: one uniform per subject, shared by every draw
+    u = plan(cfg).death_u
+    np.testing.assert_array_equal(u[:3], u[3:])
+    np.testing.assert_array_equal(u[3:], plan(load_config(point_path)).death_u)
+    table = summary_table(ref)
+    assert len(re.findall(r"\d+% \[\d+-\d+\]", table.splitlines()[2])) == 4, table
+    assert "95% interval across draws" in table and "2 posterior draws" in table
+    assert "[" not in summary_table(point)
+
+
+def test_changed_included_file_changes_the_digest(draws_config_path):
+    from immunosim.experiments.sweep import config_digest
+
+    before = config_digest(load_config(draws_config_path))
+    inc = draws_config_path.with_name("cohort_calibrated.toml")
+    inc.write_text(inc.read_text().replace("cv = [[0.4, 0.6]", "cv = [[0.4, 0.7]"))
+    assert config_digest(load_config(draws_config_path)) != before

@@ -7,6 +7,10 @@ are mapped to each marginal by its quantile function, so every marginal stays ex
 specified. A patient whose draw has no untreated diseased steady state (SLE inactive without
 therapy) is redrawn from the same stream, which is the inclusion criterion "active, refractory
 disease" of the trials (LITERATURE.md, section 1).
+
+With ``posterior_draws = K`` (a fitted cohort, ``[cohort.posterior]``) the cohort is ``K`` blocks
+of the same ``size`` subjects, block ``k`` drawn from the distributions of posterior draw ``k``;
+subject ``i`` keeps its stream in every block, so draws differ by their parameters, not by noise.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ def frozen_distribution(d: DistributionConfig):
     return stats.truncnorm(a, b, loc=d.mean, scale=d.sd)
 
 
-def correlation_cholesky(cfg: CohortConfig) -> np.ndarray:
+def correlation_cholesky(cfg: CohortConfig, draw: int | None = None) -> np.ndarray:
+    """Cholesky factor of the correlation matrix of ``cfg.parameters`` (in their order)."""
     names = list(cfg.parameters)
     corr = np.eye(len(names))
     for a, b, r in cfg.correlations:
@@ -45,13 +50,45 @@ def correlation_cholesky(cfg: CohortConfig) -> np.ndarray:
     try:
         return np.linalg.cholesky(corr)
     except np.linalg.LinAlgError:
-        raise ConfigError("cohort.correlations: the correlation matrix is not positive "
+        where = "" if draw is None else f" of posterior draw {draw}"
+        raise ConfigError(f"cohort.correlations: the correlation matrix{where} is not positive "
                           "definite; reduce the correlations") from None
+
+
+def posterior_rows(n_available: int, k: int) -> np.ndarray:
+    """Rows of the posterior used for ``k`` draws: ``k`` evenly spaced over all of them (the
+    first and the last included), so chain order does not bias a small ``k``."""
+    return np.linspace(0, n_available - 1, k).round().astype(np.int64)
+
+
+def draw_configs(cfg: CohortConfig) -> list[CohortConfig]:
+    """The cohort config of each posterior draw used (``[cfg]`` when ``posterior_draws = 0``).
+
+    Draw ``k`` takes row ``posterior_rows(...)[k]`` of ``cfg.posterior``: its medians and CVs
+    replace those of the named lognormal entries, its correlations those of
+    ``cfg.correlations`` (in order).
+    """
+    post = cfg.posterior
+    if cfg.posterior_draws == 0 or post is None:
+        return [cfg]
+    out = []
+    for row in posterior_rows(post.n_draws, cfg.posterior_draws):
+        params = dict(cfg.parameters)
+        for name, med, cv in zip(post.parameters, post.median[row], post.cv[row]):
+            params[name] = params[name].model_copy(update={"median": med, "cv": cv})
+        rs = post.correlation[row] if post.correlation else []
+        corr = [(a, b, r) for (a, b, _), r in zip(cfg.correlations, rs)]
+        out.append(cfg.model_copy(update={"parameters": params, "correlations": corr,
+                                          "posterior": None, "posterior_draws": 0}))
+    return out
 
 
 @dataclass(frozen=True)
 class Cohort:
     """Patients' parameters and their untreated diseased steady states.
+
+    With posterior draws the patients are ``n_draws`` blocks of the same subjects: patient
+    ``j = k * n_subjects + i`` is subject ``i`` under draw ``k``.
 
     Attributes
     ----------
@@ -59,19 +96,52 @@ class Cohort:
     y0 : ndarray, shape (n_patients, n_states)
     redraws : ndarray of int, shape (n_patients,)
         How many draws were rejected (no diseased state) before the patient was accepted.
+    n_draws : int
+        Posterior draws (1 for a point cohort).
     """
 
     params: np.ndarray
     y0: np.ndarray
     redraws: np.ndarray
+    n_draws: int = 1
 
     @property
     def size(self) -> int:
+        """Patients in all: ``n_draws * n_subjects``."""
         return self.params.shape[0]
+
+    @property
+    def n_subjects(self) -> int:
+        return self.size // self.n_draws
+
+    @property
+    def subject(self) -> np.ndarray:
+        """Subject (random stream) of each patient, shape (n_patients,)."""
+        return np.arange(self.size) % self.n_subjects
+
+    @property
+    def draw(self) -> np.ndarray:
+        """Posterior draw of each patient, shape (n_patients,)."""
+        return np.arange(self.size) // self.n_subjects
 
 
 def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
-    """Draw ``cfg.size`` patients around the parameter vector ``base``.
+    """Draw ``cfg.size`` patients around the parameter vector ``base``, for each posterior draw.
+
+    Subject ``i`` uses the stream ``SeedSequence(seed, spawn_key=(COHORT_STREAM, i))`` under
+    every draw (common random numbers: draws differ by their distributions, not by noise),
+    including its redraws.
+    """
+    parts = [_sample(c, base, seed, k if cfg.posterior_draws else None)
+             for k, c in enumerate(draw_configs(cfg))]
+    if len(parts) == 1:
+        return parts[0]
+    return Cohort(*(np.concatenate([getattr(c, f) for c in parts])
+                    for f in ("params", "y0", "redraws")), n_draws=len(parts))
+
+
+def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) -> Cohort:
+    """One cohort of ``cfg.size`` patients (the point cohort, or one posterior draw's).
 
     Works in rounds: every patient still without an accepted draw takes the next draw from its
     own stream, and all of a round's steady states are found in one vectorised call. Patient
@@ -80,7 +150,7 @@ def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
     names = list(cfg.parameters)
     idx = [m.PARAMETERS.index[n] for n in names]
     dists = [frozen_distribution(cfg.parameters[n]) for n in names]
-    chol = correlation_cholesky(cfg) if names else np.zeros((0, 0))
+    chol = correlation_cholesky(cfg, draw) if names else np.zeros((0, 0))
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
             for i in range(cfg.size)]
     params = np.empty((cfg.size, base.size))
@@ -101,7 +171,8 @@ def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
         pending = pending[~ok]
         if pending.size == 0:
             return Cohort(params, y0, redraws)
+    where = "" if draw is None else f" under posterior draw {draw}"
     raise ConfigError(
-        f"cohort: patient {int(pending[0])} has no untreated diseased steady state after "
+        f"cohort: patient {int(pending[0])}{where} has no untreated diseased steady state after "
         f"{cfg.max_redraws + 1} draws; the distributions put too much mass where the untreated "
         "patient is healthy (narrow them or raise cohort.max_redraws)")

@@ -39,6 +39,7 @@ from ..engines.ode.tableaus import METHODS
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
 from ._config_types import Float, Fraction, Int, NonNeg, Pos, _Strict
+from ._include import Included, IncludeError, resolve_cohort
 from .simulate import Scenario, SolverOptions
 from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
 
@@ -341,13 +342,70 @@ class DistributionConfig(_Strict):
         return self
 
 
+def _matrix(name: str, rows: list[list[float]], ncol: int, positive: bool) -> None:
+    """Each row has ``ncol`` finite entries (> 0 when ``positive``, else in (-1, 1))."""
+    for k, row in enumerate(rows):
+        if len(row) != ncol:
+            raise ValueError(f"{name}[{k}]: {len(row)} values; expected {ncol} (one per "
+                             f"{'posterior parameter' if positive else 'cohort correlation'})")
+        for j, v in enumerate(row):
+            bad = not v > 0 if positive else not -1 < v < 1
+            if bad:
+                raise ValueError(f"{name}[{k}][{j}]: {v!r} is invalid: expected "
+                                 + ("a value > 0" if positive else "-1 < r < 1"))
+
+
+class PosteriorConfig(_Strict):
+    """``[cohort.posterior]``: draws of the cohort's distributions from a fitted posterior.
+
+    Draw ``k`` replaces the ``median`` and ``cv`` of the lognormal entries named in ``parameters``
+    by ``median[k]`` and ``cv[k]``, and the values of ``cohort.correlations`` (in order) by
+    ``correlation[k]``. Shapes: ``(n_draws, len(parameters))`` and ``(n_draws,
+    len(cohort.correlations))``.
+    """
+
+    source: str = ""
+    parameters: list[str]
+    median: list[list[Float]]
+    cv: list[list[Float]]
+    correlation: list[list[Float]] | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        if not self.parameters:
+            raise ValueError("parameters: empty list; name at least one lognormal parameter")
+        if len(set(self.parameters)) != len(self.parameters):
+            raise ValueError(f"parameters: {self.parameters!r} names a parameter twice")
+        if not self.median:
+            raise ValueError("median: no draws; expected a list of rows, one per draw")
+        for name in ("cv", "correlation"):
+            rows = getattr(self, name)
+            if rows is not None and len(rows) != len(self.median):
+                raise ValueError(f"{name}: {len(rows)} draws; expected {len(self.median)} "
+                                 "(as many as median)")
+        _matrix("median", self.median, len(self.parameters), positive=True)
+        _matrix("cv", self.cv, len(self.parameters), positive=True)
+        return self
+
+    @property
+    def n_draws(self) -> int:
+        return len(self.median)
+
+
 class CohortConfig(_Strict):
-    """``[cohort]``: virtual patients, each starting from their own diseased steady state."""
+    """``[cohort]``: virtual patients, each starting from their own diseased steady state.
+
+    With ``posterior_draws = K > 0`` the cohort is ``K`` copies of ``size`` patients, copy ``k``
+    drawn from the distributions of posterior draw ``k`` (see :class:`PosteriorConfig` and
+    :func:`~immunosim.experiments.cohort.draw_configs`).
+    """
 
     size: Annotated[Int, Field(ge=1)] = 1
     parameters: dict[str, DistributionConfig] = Field(default_factory=dict)
     correlations: list[tuple[str, str, Float]] = Field(default_factory=list)
     max_redraws: Annotated[Int, Field(ge=0)] = 50
+    posterior: PosteriorConfig | None = None
+    posterior_draws: Annotated[Int, Field(ge=0)] = 0
 
     @field_validator("parameters")
     @classmethod
@@ -367,7 +425,35 @@ class CohortConfig(_Strict):
             if a == b or not -1 < r < 1:
                 raise ValueError(f"correlations: [{a!r}, {b!r}, {r!r}] needs two different "
                                  "parameters and -1 < r < 1")
+        if self.posterior is not None:
+            self._check_posterior(self.posterior)
+        elif self.posterior_draws > 0:
+            raise ValueError(f"posterior_draws: {self.posterior_draws} needs a "
+                             "[cohort.posterior] table (e.g. from an included calibrated cohort)")
         return self
+
+    def _check_posterior(self, post: PosteriorConfig) -> None:
+        """The posterior's parameters are lognormal entries; its shapes match the cohort's."""
+        for j, name in enumerate(post.parameters):
+            d = self.parameters.get(name)
+            if d is None or d.distribution != "lognormal":
+                what = "has no distribution" if d is None else f"is {d.distribution}"
+                raise ValueError(f"posterior.parameters[{j}]: '{name}' {what} in "
+                                 "cohort.parameters; posterior draws need a lognormal entry")
+        n_corr = len(self.correlations)
+        if post.correlation is None and n_corr:
+            raise ValueError(f"posterior.correlation: missing; expected one row of {n_corr} "
+                             "values per draw (one per cohort.correlations entry)")
+        if post.correlation is not None:
+            _matrix("posterior.correlation", post.correlation, n_corr, positive=False)
+        if self.posterior_draws > post.n_draws:
+            raise ValueError(f"posterior_draws: {self.posterior_draws} is more than the "
+                             f"{post.n_draws} draws of cohort.posterior")
+
+    @property
+    def n_draws(self) -> int:
+        """Cohort copies: ``posterior_draws``, or 1 for the point cohort."""
+        return max(self.posterior_draws, 1)
 
 
 # --- outcomes and output ------------------------------------------------------------------------
@@ -459,6 +545,7 @@ class Config(_Strict):
     outcomes: OutcomesConfig = Field(default_factory=OutcomesConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     _source_text: str = PrivateAttr(default="")
+    _included: Included | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _cross(self):
@@ -643,6 +730,11 @@ class Config(_Strict):
         """The TOML text the config was read from (stored in results for provenance)."""
         return self._source_text
 
+    @property
+    def included(self) -> Included | None:
+        """The file named by ``cohort.include`` (name, path, text), or None."""
+        return self._included
+
 
 def _cast(field: str, v: float) -> float | int:
     return int(v) if field in INT_FIELDS else float(v)
@@ -721,6 +813,18 @@ def _clean_loc(loc: tuple, drugs: bool = False) -> tuple:
                  if not (p in DRUGS and i > 0 and isinstance(out[i - 1], int)))
 
 
+def _join(loc: tuple) -> str:
+    """``cohort.posterior.median[3][1]``: matrix indices of the posterior in brackets; other
+    list indices dotted (``scenarios.a.therapy.0.dose``), as before."""
+    out = ""
+    for p in loc:
+        if isinstance(p, int) and "posterior." in out:
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out
+
+
 def _pick(errors: list[dict]) -> dict:
     """The most useful error: not a union branch of the wrong type; unknown keys first."""
     errs = [e for e in errors if e["type"] not in _TYPE_MISMATCH] or errors
@@ -731,7 +835,7 @@ def _pick(errors: list[dict]) -> dict:
 def _format_error(err: dict, errors: list[dict] | None = None) -> str:
     loc = _clean_loc(err["loc"])
     tagged = _clean_loc(err["loc"], drugs=True)  # to find the record class of a therapy entry
-    path = ".".join(str(p) for p in loc)
+    path = _join(loc)
     typ = err["type"]
     if typ == "extra_forbidden":
         key = str(loc[-1])
@@ -748,7 +852,8 @@ def _format_error(err: dict, errors: list[dict] | None = None) -> str:
         return f"{path}: missing required key"
     owner = _model_at(tagged + ("_",))
     head, sep, rest = msg.partition(": ")
-    if sep and owner is not None and head in owner.model_fields:
+    first = head.partition(".")[0].partition("[")[0]  # "median[3][1]", "posterior.cv[0]"
+    if sep and owner is not None and first in owner.model_fields:
         path, msg = f"{path}.{head}" if path else head, rest
     shown = err.get("input")
     if isinstance(shown, (dict, list)) or typ == "value_error":
@@ -756,8 +861,13 @@ def _format_error(err: dict, errors: list[dict] | None = None) -> str:
     return f"{path}: {shown!r} is invalid: {msg}"
 
 
-def parse_config(data: dict, source_text: str = "") -> Config:
-    """Validate a config dictionary (as read from TOML); raise :class:`ConfigError`."""
+def parse_config(data: dict, source_text: str = "", *,
+                 base_dir: str | Path | None = None) -> Config:
+    """Validate a config dictionary (as read from TOML); raise :class:`ConfigError`.
+
+    ``base_dir`` is where a ``[cohort] include = "FILE"`` is looked up (the config file's
+    directory; :func:`load_config` passes it). Without it an include is refused.
+    """
     if not data:
         raise ConfigError("empty config: give at least one [scenarios.NAME] table")
     depth = _depth(data)
@@ -765,15 +875,23 @@ def parse_config(data: dict, source_text: str = "") -> Config:
         raise ConfigError(f"{depth_path(data)}: nested {depth} levels deep; expected at most "
                           f"{MAX_DEPTH}")
     try:
+        data, included = resolve_cohort(data, base_dir)
+    except IncludeError as e:
+        raise ConfigError(str(e)) from None
+    try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
         errors = e.errors()
-        raise ConfigError(_one_line(_format_error(_pick(errors), errors))) from None
+        msg = _one_line(_format_error(_pick(errors), errors))
+        if included is not None and msg.startswith("cohort"):
+            msg += f" (cohort.include = '{included.name}')"
+        raise ConfigError(msg) from None
     except RecursionError:
         raise ConfigError("config nested too deeply") from None
     except (TypeError, ValueError, ArithmeticError, MemoryError) as e:  # odd input
         raise ConfigError(_one_line(f"invalid config: {e}")) from None
     cfg._source_text = source_text
+    cfg._included = included
     return cfg
 
 
@@ -848,7 +966,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: {depth_path(data)}: arrays or tables nested too deeply; "
                           f"expected at most {MAX_DEPTH} levels")
     try:
-        return parse_config(data, text)
+        return parse_config(data, text, base_dir=path.parent)
     except ConfigError as e:
         if str(e).startswith(("empty config", "config nested")):
             raise ConfigError(f"{path}: {e}") from None

@@ -30,9 +30,10 @@ from ..model import model_digest
 from ..model import sle_msc as m
 from .assess import assess, death_draws, death_times, follow_up
 from .clinical import OUTCOMES
-from .cohort import Cohort, sample_cohort
+from .cohort import Cohort, posterior_rows, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
+from .posterior import credible_interval, has_draws
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
@@ -115,8 +116,10 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         for pt in range(design.n_points):
             for a in range(0, cohort.size, bs):
                 blocks.append(Block(len(blocks), s, pt, slice(a, min(a + bs, cohort.size))))
+    # Treatment-related death: one draw per subject, the same under every posterior draw.
+    death_u = death_draws(cfg.seed, cohort.n_subjects)[cohort.subject]
     return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, doses, origins,
-                fu, death_draws(cfg.seed, cohort.size))
+                fu, death_u)
 
 
 def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
@@ -228,6 +231,10 @@ def _coords(p: Plan) -> dict:
         c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
+    if cfg.cohort.posterior_draws:  # patient j = draw * size + subject
+        c["draw"] = ("patient", p.cohort.draw, {"long_name": "Posterior draw"})
+        c["subject"] = ("patient", p.cohort.subject,
+                        {"long_name": "Subject (random stream, shared by every draw)"})
     return c
 
 
@@ -240,7 +247,21 @@ def _attrs(p: Plan) -> dict:
             "model_digest": model_digest(),
             "solver_method": cfg.solver.method, "rtol": cfg.solver.rtol, "atol": cfg.solver.atol,
             "horizon_days": cfg.horizon, "design": cfg.sweep.design,
-            "time_origin": cfg.outcomes.time_origin, "follow_up_days": p.follow_up}
+            "time_origin": cfg.outcomes.time_origin, "follow_up_days": p.follow_up,
+            **_cohort_attrs(cfg)}
+
+
+def _cohort_attrs(cfg: Config) -> dict:
+    """Provenance of an included cohort and of the posterior draws used (none for plain runs)."""
+    out = {}
+    if cfg.included is not None:
+        out["cohort_include"] = cfg.included.name
+        out["cohort_toml"] = cfg.included.text
+    post = cfg.cohort.posterior
+    if cfg.cohort.posterior_draws and post is not None:
+        out["posterior_source"] = post.source
+        out["posterior_rows"] = posterior_rows(post.n_draws, cfg.cohort.posterior_draws).tolist()
+    return out
 
 
 def config_digest(cfg: Config) -> str:
@@ -471,11 +492,36 @@ def _pct(k: int, of: int) -> str:
     return f"{100 * k / max(of, 1):.0f}%"
 
 
+#: Percentage columns of the summary: (variable, among) -> column.
+_SHARES = {("remission", None): 2, ("response", None): 4, ("flare", "response"): 5,
+           ("death", None): 6}
+
+
+def _intervals(ds: xr.Dataset) -> dict[tuple[int, str], str]:
+    """`` [lo-hi]`` (95% interval of the per-draw percentages) per (column, scenario)."""
+    out = {}
+    for (var, among), col in _SHARES.items():
+        if var not in ds or (among is not None and among not in ds):
+            continue
+        iv = credible_interval(ds, var, among=among).interval
+        for s in ds.scenario.values:
+            lo, hi = (float(iv.sel(scenario=s, quantile=q)) for q in (0.025, 0.975))
+            if lo == lo and hi == hi:
+                out[col, str(s)] = f" [{100 * lo:.0f}-{100 * hi:.0f}]"
+    return out
+
+
 def summary_table(ds: xr.Dataset) -> str:
-    """A readable per-scenario summary (pooled over sweep points and patients; medians)."""
+    """A readable per-scenario summary (pooled over sweep points and patients; medians).
+
+    With posterior draws (a ``draw`` coordinate) each percentage is followed by the 95%
+    interval across draws of the per-draw percentage: ``41% [33-49]`` (see
+    :func:`~immunosim.experiments.posterior.credible_interval`).
+    """
     names = ["remission", "time_to_remission", "response", "flare", "death", "activity_at",
              "status"]
     ds = ds[[n for n in names if n in ds]].load()
+    ci = _intervals(ds) if has_draws(ds) else {}
     rows = [("scenario", "runs", "remission", "median t_rem (d)", "SRI-4 resp",
              "flare|resp", "death", "median activity@" + "/".join(f"{x:g}"
                                                                  for x in ds.landmark.values))]
@@ -489,10 +535,14 @@ def summary_table(ds: xr.Dataset) -> str:
         fl = int((d.flare & ok).sum()) if "flare" in d else 0
         dead = int((d.death & ok).sum()) if "death" in d else 0
         med = [float(d.activity_at.where(ok).sel(landmark=x).median()) for x in ds.landmark.values]
-        rows.append((str(s), f"{n}", _pct(n_rem, n),
-                     f"{float(t_rem.median()):.0f}" if n_rem else "-", _pct(resp, n),
-                     _pct(fl, resp) if resp else "-", _pct(dead, n),
-                     "/".join("-" if v != v else f"{v:g}" for v in med)))
+        row = [str(s), f"{n}", _pct(n_rem, n),
+               f"{float(t_rem.median()):.0f}" if n_rem else "-", _pct(resp, n),
+               _pct(fl, resp) if resp else "-", _pct(dead, n),
+               "/".join("-" if v != v else f"{v:g}" for v in med)]
+        for col in _SHARES.values():
+            if row[col] != "-":
+                row[col] += ci.get((col, str(s)), "")
+        rows.append(tuple(row))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -501,4 +551,8 @@ def summary_table(ds: xr.Dataset) -> str:
         lines.append(f"({failed} runs failed or had no diseased state; see the 'status' variable)")
     lines.append("flare|resp: SELENA-SLEDAI flare after any response, among responders; "
                  "activity: the SLEDAI-2K-like score at each landmark (d after the origin)")
+    if ci:
+        k = int(ds.draw.max()) + 1
+        lines.append(f"x% [lo-hi]: pooled over all {k} posterior draws, then the 95% interval "
+                     "across draws of the per-draw percentage (subjects shared by every draw)")
     return "\n".join(lines)

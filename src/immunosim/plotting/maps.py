@@ -8,6 +8,7 @@ import xarray as xr
 from matplotlib.lines import Line2D
 from matplotlib.ticker import PercentFormatter
 
+from ..experiments.posterior import by_draw, has_draws
 from ._data import FigureSpec, PlotError, horizon, index_of, ok_mask, require, sweep_axes
 from ._style import (
     FONT_SIZE,
@@ -27,6 +28,7 @@ OUTCOMES: dict[str, tuple[str, str, float, str]] = {
     "relapse": ("relapse", "time_to_relapse", 730.0, "Relapse"),
 }
 CONTOUR_LEVEL = 0.5
+INTERVAL = (0.025, 0.975)  # quantiles across posterior draws written under each cell
 _ANNOTATE_MAX_CELLS = 150  # write the percentage in each cell up to this many cells per panel
 
 
@@ -94,14 +96,33 @@ def map_grid(ds: xr.Dataset, outcome: str = "remission", *, day: float | None = 
     Returns
     -------
     DataArray, dims ``(facet, y, x)`` (no facet dim without a facet), values in [0, 1]; attrs
-    ``day``, ``outcome``, ``note`` (what is held or averaged).
+    ``day``, ``outcome``, ``note`` (what is held or averaged). With posterior draws, also the
+    coordinates ``ci_low`` and ``ci_high`` (same dims: the 2.5 and 97.5% quantiles across draws
+    of the per-draw probability) and the attr ``n_draws``.
     """
     ind, day = outcome_indicator(ds, outcome, day)
     x, y, facet = map_axes(ds, x=x, y=y, facet=facet, select=select, average=average)
+    order = ([facet] if facet else []) + [y, x]
+    prob, notes = _reduce_rest(ds, ind.mean("patient", skipna=True), order, select, average)
+    prob = prob.transpose(*order).load()
+    prob.name = f"p_{outcome}"
+    prob.attrs = {"day": day, "outcome": outcome, "note": "; ".join(notes),
+                  "long_name": f"{OUTCOMES[outcome][3]} by day {day:g}"}
+    if has_draws(ind):
+        per, _ = _reduce_rest(ds, by_draw(ind), order, select, average)
+        q = per.quantile(list(INTERVAL), dim="draw", skipna=True).transpose("quantile", *order)
+        prob = prob.assign_coords(ci_low=(order, q.values[0]), ci_high=(order, q.values[1]))
+        prob.attrs["n_draws"] = per.sizes["draw"]
+    return prob
+
+
+def _reduce_rest(ds: xr.Dataset, prob: xr.DataArray, mapped: list[str], select: dict | None,
+                 average: list[str] | None) -> tuple[xr.DataArray, list[str]]:
+    """Average over the dimensions in ``average``, hold the other unmapped ones at their
+    selected (or first) value; return the result and notes saying which."""
     average = list(average or [])
-    prob = ind.mean("patient", skipna=True)
     notes = []
-    rest = [d for d in prob.dims if d not in (x, y, facet)]
+    rest = [d for d in prob.dims if d not in (*mapped, "draw")]
     for d in average:
         if d not in rest:
             raise PlotError(f"dose_timing_map: cannot average over {d!r}; it is mapped or not "
@@ -116,12 +137,7 @@ def map_grid(ds: xr.Dataset, outcome: str = "remission", *, day: float | None = 
             if ds.sizes[d] > 1 or d in (select or {}):
                 notes.append(fmt_with_unit(ds, d, ds[d].values[i]))
             prob = prob.drop_vars(d, errors="ignore")
-    order = ([facet] if facet else []) + [y, x]
-    prob = prob.transpose(*order).load()
-    prob.name = f"p_{outcome}"
-    prob.attrs = {"day": day, "outcome": outcome, "note": "; ".join(notes),
-                  "long_name": f"{OUTCOMES[outcome][3]} by day {day:g}"}
-    return prob
+    return prob, notes
 
 
 def draw_map(grid: xr.DataArray, ds: xr.Dataset, title: str = ""):
@@ -140,10 +156,7 @@ def draw_map(grid: xr.DataArray, ds: xr.Dataset, title: str = ""):
         mesh = ax.pcolormesh(np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5, z,
                              cmap=SEQUENTIAL_CMAP, vmin=0.0, vmax=1.0)
         if nx * ny <= _ANNOTATE_MAX_CELLS:
-            for (i, j), v in np.ndenumerate(z):
-                if np.isfinite(v):
-                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center",
-                            fontsize=FONT_SIZE - 1, color="white" if v < 0.55 else "black")
+            _annotate(ax, panel, z)
         finite = z[np.isfinite(z)]
         if (nx >= 2 and ny >= 2 and finite.size and finite.min() < CONTOUR_LEVEL
                 < finite.max()):
@@ -170,6 +183,22 @@ def draw_map(grid: xr.DataArray, ds: xr.Dataset, title: str = ""):
     return fig
 
 
+def _annotate(ax, panel: xr.DataArray, z: np.ndarray) -> None:
+    """Each cell's percentage; with posterior draws, its 95% interval in small type below."""
+    ci = "ci_low" in panel.coords
+    lo = np.asarray(panel.ci_low.values) if ci else None
+    hi = np.asarray(panel.ci_high.values) if ci else None
+    for (i, j), v in np.ndenumerate(z):
+        if not np.isfinite(v):
+            continue
+        color = "white" if v < 0.55 else "black"
+        ax.text(j, i + (0.14 if ci else 0.0), f"{100 * v:.0f}", ha="center", va="center",
+                fontsize=FONT_SIZE - 1, color=color)
+        if ci and np.isfinite(lo[i, j]):
+            ax.text(j, i - 0.2, f"{100 * lo[i, j]:.0f}\u2013{100 * hi[i, j]:.0f}", ha="center",
+                    va="center", fontsize=FONT_SIZE - 2, color=color)
+
+
 def _crosses(grid: xr.DataArray) -> bool:
     z = np.asarray(grid.values, dtype=float)
     z = z[np.isfinite(z)]
@@ -193,8 +222,11 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, average: list[str] | 
         d = grid.attrs["day"]
         capped = " (the horizon)" if d < OUTCOMES[outcome][2] else ""
         note = grid.attrs["note"]
+        k = grid.attrs.get("n_draws")
+        sub = "; ".join(([note] if note else [])
+                        + ([f"below: 95% interval across {k} posterior draws"] if k else []))
         title = f"{grid.attrs['long_name']}{capped}, % of all patients" + (
-            f"\n{note}" if note else "")
+            f"\n{sub}" if sub else "")
         fig = draw_map(grid, ds, title)
         fac = grid.dims[0] if grid.ndim == 3 else None
         ev, tv = OUTCOMES[outcome][:2]
@@ -203,7 +235,9 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, average: list[str] | 
                    + (f", one panel per {axis_info(ds, fac)[0]}" if fac else "")
                    + f"; dashed line: {100 * CONTOUR_LEVEL:.0f}% contour"
                    + ("" if _crosses(grid) else " (not reached: no cell crosses it)")
-                   + (f"; {note}" if note else "") + "; runs with non-zero solver status "
-                   "excluded.")
+                   + (f"; {note}" if note else "")
+                   + (f"; small numbers: 95% interval across {k} posterior draws of the "
+                      "per-draw share" if k else "")
+                   + "; runs with non-zero solver status excluded.")
         out.append(FigureSpec(f"dose_timing__{outcome}_map", fig, caption))
     return out
