@@ -180,3 +180,56 @@ def test_settings_errors(tmp_path):
                                              ""))
     with pytest.raises(ConfigError, match=r"no \[calibration\] table"):
         load_problem(good)
+
+
+def _targets_toml(targets) -> str:
+    out = []
+    for t in targets:
+        out.append("[[target]]")
+        for k, v in t.model_dump(exclude_defaults=True).items():
+            out.append(f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {v}")
+    return "\n".join(out) + "\n"
+
+
+def test_validation_report_is_written(synthetic, tmp_path):
+    import tomllib
+
+    from immunosim.reporting.validation import write_validation_report
+
+    res, targets = synthetic
+    (tmp_path / "targets.toml").write_text(_targets_toml(targets))
+    (tmp_path / "cohort.toml").write_text(cohort_toml(res, "test"))
+    cfg_text = (
+        'name = "synthetic"\nseed = 3\nhorizon = 400\n[scenarios.msc]\n'
+        'msc = { amount = 1e6, time = 0 }\n'
+        'therapy = [{ drug = "glucocorticoid", oral_mg = 7.5 }]\n'
+        '[outcomes]\nassessment_every = 7\nlandmarks = [183, 365]\n'
+        '[calibration]\ntargets = "targets.toml"\nfit_trm = false\noutput = "cohort.toml"\n'
+        '[calibration.fit.activation_rate]\nspread = 0.8\n'
+        '[calibration.fit.msc_response]\nspread = 1.0\n')
+    (tmp_path / "cal.toml").write_text(cfg_text)
+    assert tomllib.loads(cfg_text)["calibration"]["targets"] == "targets.toml"
+    out = write_validation_report(tmp_path / "cal.toml", out=tmp_path / "validation.md",
+                                  draws=3, patients=60)
+    text = out.read_text()
+    assert "## Fitted targets" in text and "What the model still gets wrong" in text
+    for t in targets:
+        assert f"`{t.id}`" in text
+    # every fitted row says inside or not, with the data's interval
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `complete_remission_at_365`")]
+    assert len(rows) == 1 and ("| yes |" in rows[0] or "| **no** |" in rows[0])
+    for png in ("validation_distributions.png", "validation_msc.png"):
+        assert (tmp_path / "figures" / png).stat().st_size > 10_000
+
+
+def test_shipped_calibration_config_and_cohort_validate():
+    from pathlib import Path
+
+    from immunosim.experiments.calibrate import check_cohort_file
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    p = load_problem(root / "calibrate.toml")
+    assert set(p.arms) == {"msc", "hsct"} and len(p.fitted) >= 20
+    assert "posterior draws" in check_cohort_file(root / "cohort_calibrated.toml")
+    cc = read_calibrated_cohort(root / "cohort_calibrated.toml")
+    assert cc.n_draws >= 50 and set(cc.names) == set(p.settings.fit)

@@ -91,9 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     vr.add_argument("config", help="the calibration config")
     vr.add_argument("--cohort", help="calibrated cohort TOML; default calibration.output")
     vr.add_argument("-o", "--output", default="docs/validation.md", help="Markdown report")
-    vr.add_argument("--draws", type=_positive_int, default=None,
-                    help="posterior draws to simulate (default: all in the cohort file)")
-    vr.add_argument("--patients", type=_positive_int, default=400,
+    vr.add_argument("--draws", type=_positive_int, default=40,
+                    help="posterior draws to simulate (at most all in the cohort file)")
+    vr.add_argument("--patients", type=_positive_int, default=500,
                     help="virtual patients per draw and arm")
     vr.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
 
@@ -165,16 +165,39 @@ def _check_workers(n: int | None) -> None:
         raise ConfigError(f"--workers: {n!r} is not a positive number of threads")
 
 
-def _is_calibration(path: str) -> bool:
-    """True for a config with a ``[calibration]`` table (unreadable files: False, and the
-    regular loader reports why)."""
+def _kind(path: str) -> str:
+    """"calibration" (a ``[calibration]`` table), "cohort" (a cohort file to include: a
+    ``[cohort]`` table and no scenarios) or "config"; unreadable files are "config" and the
+    regular loader reports why."""
     import tomllib
 
     try:
         with open(path, "rb") as f:
-            return "calibration" in tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
+        return "config"
+    if "calibration" in data:
+        return "calibration"
+    return "cohort" if "cohort" in data and "scenarios" not in data else "config"
+
+
+def _validate(path: str) -> str:
+    from .experiments.config import load_config
+
+    kind = _kind(path)
+    if kind == "calibration":
+        from .experiments.calibrate import load_problem
+
+        p = load_problem(path)
+        return (f"ok (calibration: {len(p.fitted)} fitted targets, {len(p.settings.fit)} "
+                f"parameters, arms {', '.join(p.arms)})")
+    if kind == "cohort":
+        from .experiments.calibrate import check_cohort_file
+
+        return check_cohort_file(path)
+    cfg = load_config(path)
+    return (f"ok ({len(cfg.scenarios)} scenarios, {len(cfg.sweep.axes)} axes, "
+            f"{cfg.cohort.size} patients)")
 
 
 def _calibrate(args) -> None:
@@ -237,16 +260,7 @@ def _main(args) -> int:
             print(_info())
         elif args.command == "validate":
             for c in args.config:
-                if _is_calibration(c):
-                    from .experiments.calibrate import load_problem
-
-                    p = load_problem(c)
-                    print(f"{c}: ok (calibration: {len(p.fitted)} fitted targets, "
-                          f"{len(p.settings.fit)} parameters, arms {', '.join(p.arms)})")
-                    continue
-                cfg = load_config(c)
-                print(f"{c}: ok ({len(cfg.scenarios)} scenarios, {len(cfg.sweep.axes)} axes, "
-                      f"{cfg.cohort.size} patients)")
+                print(f"{c}: {_validate(c)}")
         elif args.command == "run":
             _check_workers(args.workers)
             from .experiments.config import SweepConfig

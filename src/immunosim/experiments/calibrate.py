@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import tomllib
@@ -62,6 +62,9 @@ class CalibrationSettings(_Strict):
     """``[calibration]`` of a calibration config (see ``configs/calibrate.toml``)."""
 
     targets: str = "default"
+    #: Engine simulating the cloud. Only "ode" exists today; "abm" (stochastic, issue 13) will
+    #: plug into :func:`experiments.cloud.simulate_cloud` through the same per-patient features.
+    engine: Literal["ode", "abm"] = "ode"
     arms: list[str] | None = None  # default: every arm the fitted targets name
     fit: dict[str, FitParameter]
     correlations: list[tuple[str, str]] = Field(default_factory=list)
@@ -71,7 +74,9 @@ class CalibrationSettings(_Strict):
     cloud_sizes: list[Annotated[Int, Field(ge=256)]] = Field(
         default_factory=lambda: [16384, 32768, 65536], min_length=1)
     refresh: Annotated[Int, Field(ge=0, le=3)] = 1  # refreshes around the emcee posterior
-    widen: Annotated[Float, Field(ge=1, le=4)] = 1.5
+    refresh_size: Annotated[Int, Field(ge=256)] | None = None  # default: the last cloud size
+    widen: Annotated[Float, Field(ge=1, le=4)] = 1.5  # proposal SD / fitted SD while fitting
+    refresh_widen: Annotated[Float, Field(ge=1, le=4)] = 1.25  # ... around the posterior
     min_proposal_sd: Annotated[Float, Field(gt=0)] = 0.2
     starts: Annotated[Int, Field(ge=1)] = 4
     walkers: Annotated[Int, Field(ge=4)] = 40
@@ -141,9 +146,13 @@ def check_problem(p: Problem) -> Problem:
     """Refuse settings that cannot work, naming the key."""
     s, cfg = p.settings, p.config
     scen = list(cfg.scenarios)
-    for i, n in enumerate(s.cloud_sizes):
+    if s.engine != "ode":
+        raise ConfigError(f"calibration.engine: {s.engine!r} is not available yet; the "
+                          "agent-based engine is not built (use \"ode\")")
+    sizes = [(f"cloud_sizes[{i}]", n) for i, n in enumerate(s.cloud_sizes)]
+    for key, n in sizes + [("refresh_size", s.refresh_size or 1)]:
         if n & (n - 1):
-            raise ConfigError(f"calibration.cloud_sizes[{i}]: {n} is not a power of 2 "
+            raise ConfigError(f"calibration.{key}: {n} is not a power of 2 "
                               "(a Sobol sequence is balanced only at powers of 2)")
     for name in s.fit:
         if name not in m.PARAMETERS:
@@ -172,6 +181,10 @@ def check_problem(p: Problem) -> Problem:
 
 
 # --- the parameter vector theta ----------------------------------------------------------------
+
+#: Smallest fitted log-SD of a patient trait (assumed: traits differ between patients by at
+#: least ~10%; a trait fitted to zero spread would also leave the reweighting no patients).
+MIN_SPREAD = 0.1
 
 
 @dataclass(frozen=True)
@@ -245,7 +258,7 @@ def make_layout(p: Problem, trm0: float) -> tuple[Layout, np.ndarray]:
     lo_mu = [np.log(max(q.low, 1e-6 * max(q.high, 1e-12))) for q in par]
     hi_mu = [np.log(q.high) for q in par]
     pairs = [(names.index(a), names.index(b)) for a, b in s.correlations]
-    lo = np.r_[lo_mu, np.full(free.size, 0.02), np.full(len(pairs), -0.9),
+    lo = np.r_[lo_mu, np.full(free.size, MIN_SPREAD), np.full(len(pairs), -0.9),
                [1e-4] if s.fit_trm else []]
     hi = np.r_[hi_mu, np.full(free.size, 2.5), np.full(len(pairs), 0.9),
                [0.5] if s.fit_trm else []]
@@ -427,9 +440,11 @@ def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
     """Fit the cohort of a calibration config to its targets (see the module docstring).
 
     Rounds: for each of ``cloud_sizes`` a fresh cloud around the current fit, then a best fit;
-    emcee on the last; then ``refresh`` times a cloud around the emcee posterior, a best fit and
-    emcee again. BLAS runs single-threaded here (the products are small-by-wide, where threads
-    only add overhead); the ODE engine uses ``threads``.
+    emcee on the last; then ``refresh`` times a cloud of ``refresh_size`` around the emcee
+    posterior, a best fit and emcee again, with the ESS floor raised to ``min_ess`` (the
+    posterior is restricted to cohorts the final cloud resolves with at least that ESS).
+    BLAS runs single-threaded here (the products are small-by-wide, where threads only add
+    overhead); the ODE engine uses ``threads``.
     """
     from threadpoolctl import threadpool_limits
 
@@ -445,7 +460,7 @@ def _calibrate(p: Problem, threads, verbose, progress) -> Result:
     lay, theta = make_layout(p, trm0)
     mean, cov = proposal_around(lay, theta, s.widen, s.min_proposal_sd)
     sizes: list[int] = []
-    schedule = list(s.cloud_sizes) + [s.cloud_sizes[-1]] * s.refresh
+    schedule = list(s.cloud_sizes) + [s.refresh_size or s.cloud_sizes[-1]] * s.refresh
     chain = None
     for rnd, n in enumerate(schedule):
         cloud = simulate_cloud(cfg, p.arms, lay.names, mean, cov, n, cfg.seed + 1000 * rnd,
@@ -453,7 +468,10 @@ def _calibrate(p: Problem, threads, verbose, progress) -> Result:
         sizes.append(cloud.size)
         _log(f"round {rnd}: {cloud.size} diseased patients (of {cloud.drawn}) simulated in "
              f"{len(p.arms)} arms; failed runs {cloud.failed}", t0, verbose)
-        like = Likelihood(lay, cloud, p.fitted, trm0, max(100.0, s.ess_floor * cloud.size))
+        floor = max(100.0, s.ess_floor * cloud.size)
+        if rnd >= len(s.cloud_sizes):  # around the posterior: keep the ESS above min_ess
+            floor = max(floor, s.min_ess)
+        like = Likelihood(lay, cloud, p.fitted, trm0, floor)
         starts = [theta]
         if rnd == 0:
             rng = np.random.default_rng([cfg.seed, 6])
@@ -473,7 +491,7 @@ def _calibrate(p: Problem, threads, verbose, progress) -> Result:
         chain = sample_posterior(like, theta, s.walkers, s.steps, cfg.seed + rnd, scale)
         _log(f"round {rnd}: emcee {chain.shape[1]} walkers x {chain.shape[0]} steps", t0,
              verbose)
-        mean, cov = proposal_from(lay, chain[s.burn:].reshape(-1, lay.size), s.widen)
+        mean, cov = proposal_from(lay, chain[s.burn:].reshape(-1, lay.size), s.refresh_widen)
     flat = chain[s.burn:].reshape(-1, lay.size)
     rng = np.random.default_rng([cfg.seed, 7])
     draws = flat[rng.choice(flat.shape[0], size=min(s.posterior_draws, flat.shape[0]),
@@ -597,3 +615,16 @@ def write_cohort(res: Result, path: str | Path, command: str = "") -> Path:
     tmp.write_text(cohort_toml(res, command))
     tmp.replace(path)
     return path
+
+
+def check_cohort_file(path: str | Path) -> str:
+    """Validate a cohort file meant for ``[cohort] include`` (e.g. the calibrated cohort) as a
+    sweep would use it; returns a one-line summary, raises :class:`ConfigError`."""
+    path = Path(path)
+    data = {"name": "check", "scenarios": {"untreated": {}},
+            "cohort": {"include": path.name}}
+    cfg = parse_config(data, base_dir=path.parent)
+    post = cfg.cohort.posterior
+    draws = len(post.median) if post is not None else 0
+    return (f"ok (cohort file: {len(cfg.cohort.parameters)} parameter distributions, "
+            f"{draws} posterior draws)")
