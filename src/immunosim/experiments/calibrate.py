@@ -79,6 +79,7 @@ class CalibrationSettings(_Strict):
     refresh_widen: Annotated[Float, Field(ge=1, le=4)] = 1.25  # ... around the posterior
     min_proposal_sd: Annotated[Float, Field(gt=0)] = 0.2
     starts: Annotated[Int, Field(ge=1)] = 4
+    maxiter: Annotated[Int, Field(ge=1)] = 100  # L-BFGS-B iterations per start
     walkers: Annotated[Int, Field(ge=4)] = 40
     steps: Annotated[Int, Field(ge=10)] = 300
     burn: Annotated[Int, Field(ge=0)] = 100
@@ -360,7 +361,8 @@ class Likelihood:
 # --- fitting -----------------------------------------------------------------------------------
 
 
-def best_fit(like: Likelihood, starts: list[np.ndarray]) -> tuple[np.ndarray, float]:
+def best_fit(like: Likelihood, starts: list[np.ndarray], maxiter: int = 100
+             ) -> tuple[np.ndarray, float]:
     """Multi-start L-BFGS-B on minus the log posterior; the best end point and its value."""
     lay = like.lay
     bounds = list(zip(lay.lo + 1e-9, lay.hi - 1e-9))
@@ -370,7 +372,7 @@ def best_fit(like: Likelihood, starts: list[np.ndarray]) -> tuple[np.ndarray, fl
             v = -like(th)
             return v if np.isfinite(v) else 1e12
         r = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds,
-                              options={"maxiter": 150, "eps": 1e-5})
+                              options={"maxiter": maxiter, "eps": 1e-5})
         if r.fun < best_val:
             best, best_val = r.x, float(r.fun)
     return best, -best_val
@@ -481,7 +483,7 @@ def _calibrate(p: Problem, threads, verbose, progress) -> Result:
         elif chain is not None:
             last = chain[-1]
             starts.append(last[np.argmax([like(x) for x in last])])
-        theta, lp = best_fit(like, starts)
+        theta, lp = best_fit(like, starts, s.maxiter)
         _log(f"round {rnd}: best log posterior {lp:.2f}, ESS {like.weights(theta)[1]:.0f}",
              t0, verbose)
         if rnd < len(s.cloud_sizes) - 1:
