@@ -187,6 +187,10 @@ def check_problem(p: Problem) -> Problem:
 #: least ~10%; a trait fitted to zero spread would also leave the reweighting no patients).
 MIN_SPREAD = 0.1
 
+#: In the rounds around the posterior the ESS floor is this multiple of ``min_ess``: the best fit
+#: sits at the floor, so a margin keeps the posterior draws (which scatter around it) above it.
+ESS_MARGIN = 1.15
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -443,8 +447,8 @@ def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
 
     Rounds: for each of ``cloud_sizes`` a fresh cloud around the current fit, then a best fit;
     emcee on the last; then ``refresh`` times a cloud of ``refresh_size`` around the emcee
-    posterior, a best fit and emcee again, with the ESS floor raised to ``min_ess`` (the
-    posterior is restricted to cohorts the final cloud resolves with at least that ESS).
+    posterior, a best fit and emcee again, with the ESS floor raised to ``ESS_MARGIN * min_ess``
+    (the posterior is restricted to cohorts the final cloud resolves with about that ESS).
     BLAS runs single-threaded here (the products are small-by-wide, where threads only add
     overhead); the ODE engine uses ``threads``.
     """
@@ -471,8 +475,8 @@ def _calibrate(p: Problem, threads, verbose, progress) -> Result:
         _log(f"round {rnd}: {cloud.size} diseased patients (of {cloud.drawn}) simulated in "
              f"{len(p.arms)} arms; failed runs {cloud.failed}", t0, verbose)
         floor = max(100.0, s.ess_floor * cloud.size)
-        if rnd >= len(s.cloud_sizes):  # around the posterior: keep the ESS above min_ess
-            floor = max(floor, s.min_ess)
+        if rnd >= len(s.cloud_sizes):  # around the posterior: keep the draws' ESS >= min_ess
+            floor = max(floor, ESS_MARGIN * s.min_ess)
         like = Likelihood(lay, cloud, p.fitted, trm0, floor)
         starts = [theta]
         if rnd == 0:

@@ -136,6 +136,11 @@ def _curves(f: dict, transplant: bool, trm: float, grid: np.ndarray) -> dict:
         "yearly_relapse": np.array([((ttf[ok] > y - 365) & (ttf[ok] <= y)).mean()
                                     for y in (365.0, 730.0, 1095.0, 1461.0)]),
     }
+    at = np.flatnonzero(np.isclose(f["landmarks"], 365.0))
+    if at.size:  # how the 12-month scores split: remission, an intermediate 3-4, or more
+        a = f["activity_at"][ok, at[0]]
+        out["score_split_365"] = np.array([(a <= 2).mean(), ((a > 2) & (a <= 4)).mean(),
+                                           (a > 4).mean()])
     if responders.any():
         out["relapse_among_responders"] = (ttf[responders][:, None] <= grid).mean(axis=0)
     else:
@@ -188,6 +193,7 @@ def posterior_check(problem: Problem, cohort: CalibratedCohort, *, draws: int | 
         times[key] = (np.r_[0.0, landmarks] if name in ("sledai_mean", "proteinuria_mean")
                       else landmarks if name == "complete_remission"
                       else np.array([365.0, 730.0, 1095.0, 1461.0]) if name == "yearly_relapse"
+                      else np.array([2.0, 4.0, np.inf]) if name == "score_split_365"
                       else grid)
     return PosteriorCheck(np.array(preds), np.array(sds),
                           {k: np.array(v) for k, v in curves.items()}, times, patients)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy import stats
 
 from ..experiments.posterior_check import CalibratedCohort, PosteriorCheck
 from ..experiments.targets import Target, data_interval
+from ..model import sle_msc as m
 from ._style import OKABE_ITO, new_figure
 
 MODEL = OKABE_ITO["blue"]
@@ -85,7 +87,7 @@ def msc_figure(check: PosteriorCheck, targets: list[Target], arm: str = "msc") -
           label="Liang 2010 (mean, 95% t)")
     _finish(ax[1, 1], "d  24-h proteinuria", "mg/24 h")
     for a in ax.ravel():
-        a.set_xlim(left=0)
+        a.set_xlim(left=-0.15)  # the baseline points sit at 0
     ax[0, 1].set_xlim(0.4, 4.6)
     return fig
 
@@ -107,6 +109,8 @@ def hsct_figure(check: PosteriorCheck, targets: list[Target], arm: str = "hsct")
           100)
     _data(ax[2], targets, ["burt2006_disease_free_survival_5y"], 100, "Burt 2006")
     _finish(ax[2], "c  Disease-free survival", "% of patients", pct=True)
+    for a in ax:
+        a.set_xlim(left=-0.15)
     return fig
 
 
@@ -135,7 +139,12 @@ def distributions_figure(cc: CalibratedCohort, prior_centre: dict[str, float]) -
             ax.axvline(prior_centre[name], color=OKABE_ITO["black"], ls=":", lw=1,
                        label="prior centre")
         ax.set_xscale("log")
-        ax.set_title(name, fontsize=8, loc="left")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelsize=7)
+        unit = m.PARAMETERS[name].unit
+        ax.set_title(name + ("" if unit in ("1", "") else f" ({unit})"), fontsize=8, loc="left")
         ax.set_yticks([])
         if i == 0:
             ax.legend(fontsize=6, frameon=False)
