@@ -178,6 +178,7 @@ class DistributedRun:
     warmup_seconds: float  # plugin set-up on every worker: plan + kernel warm-up
     compute_seconds: float  # submission of the first task to the last result
     runs: int  # runs computed by this call
+    written: list[int] = field(default_factory=list)  # blocks written, as the tasks reported
     rewritten: list[int] = field(default_factory=list)  # blocks whose marker already existed
     pids: set[int] = field(default_factory=set)  # worker processes that wrote blocks
 
@@ -266,6 +267,7 @@ def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = Fa
                                  f"{' '.join(str(e).split())}); finished blocks are kept, "
                                  "continue with resume") from e
             report.runs += sum(size[i] for i in r["written"])
+            report.written += r["written"]
             report.pids.add(r["pid"])
             bar.update(r["runs"])
         report.compute_seconds = time.perf_counter() - t
