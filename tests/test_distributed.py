@@ -83,16 +83,19 @@ def test_same_values_as_the_local_engine_on_two_workers(client, tmp_path):
                              progress=False)
     xr.testing.assert_identical(open_result(r.path), ref)
     assert r.rewritten == [] and sorted(r.written) == list(range(r.n_blocks)) and r.n_tasks == 12
-    assert r.runs == ref.status.size
+    assert r.runs == ref.status.size and r.plan_shipped
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zarr", "c.toml"]
 
 
-def test_failing_trajectories_are_status_codes_not_failed_tasks(client, tmp_path):
+def test_failing_trajectories_are_status_codes_not_failed_tasks(client, tmp_path, monkeypatch):
+    """Also: workers that rebuild the plan from the config (a plan too large to send)."""
+    monkeypatch.setattr(dist, "SHIP_PLAN_BYTES", 0)
     cfg = load(tmp_path, CONFIG.replace("[outcomes]", "[solver]\nmax_steps = 20\n[outcomes]")
                .replace("size = 6", "size = 2"))
     ref = sweep(cfg, progress=False)
     assert (ref.status != 0).all()
     r = dist.sweep_on_client(cfg, tmp_path / "f.zarr", client, progress=False)
+    assert not r.plan_shipped
     xr.testing.assert_identical(open_result(r.path), ref)
 
 
@@ -170,3 +173,11 @@ def test_task_sizes():
     assert dist.task_size_for(10**10, 256, 2) == 10**6  # at most MAX_TASKS tasks
     assert dist.task_size_for(100, 256, 4) == 256  # at least one engine batch
     assert dist.task_size_for(10**10, 256, 2, task_size=10) == 10**6
+
+
+def test_import_immunosim_does_not_import_distributed():
+    import subprocess
+    import sys
+
+    code = "import sys, immunosim; assert 'distributed' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

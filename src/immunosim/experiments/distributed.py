@@ -2,12 +2,13 @@
 
 The client plans the sweep, writes the empty store (``OUT.partial``, metadata only) and submits
 **tasks**: runs of consecutive blocks, about ``task_size`` runs each, with deterministic keys.
-Each worker rebuilds the :class:`~.sweep.Plan` from the config once (a :class:`SweepPlugin`,
-which also warms the Numba kernels), computes its blocks engine batch by engine batch with
-:func:`~.sweep.compute_batch` and writes every block straight into the store as whole chunks
-(one block is one chunk of every variable, so no two writers share a chunk), then its marker
-file. The client only counts finished runs; it never holds the result. At the end it finishes
-the store as a local sweep does (consolidate, rename, optional NetCDF).
+Each worker gets the :class:`~.sweep.Plan` once, in a :class:`SweepPlugin` that also warms
+the Numba kernels (the client's plan when it is small, else the config to rebuild it from). It
+computes its blocks engine batch by engine batch with :func:`~.sweep.compute_batch` and writes
+every block straight into the store as whole chunks (one block is one chunk of every variable,
+so no two writers share a chunk), then its marker file. The client only counts finished runs;
+it never holds the result. At the end it finishes the store as a local sweep does
+(consolidate, rename, optional NetCDF).
 
 Resilience: a block already marked is skipped, so a task re-run after its worker was lost
 recomputes only the blocks that worker had not finished; writes are idempotent (same seed,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
 import sys
 import threading
 import time
@@ -63,6 +65,10 @@ ALLOWED_FAILURES = 10
 CONNECT_TIMEOUT = "20s"
 #: Seconds between progress lines when stderr is not a terminal.
 LOG_EVERY = 30.0
+#: The client sends its plan to the workers (in the plugin, kept by the scheduler) when it
+#: pickles to at most this many bytes (about 10 MB for 12,500 patients); otherwise each worker
+#: rebuilds it from the config, which takes seconds per thousand patients.
+SHIP_PLAN_BYTES = 64 * 2 ** 20
 
 
 # --- worker side ----------------------------------------------------------------------------
@@ -90,17 +96,18 @@ def _plugin_name(cfg: Config, chunk_size: int | None, store: Path) -> str:
 
 
 class SweepPlugin(WorkerPlugin):
-    """Per worker: build the sweep's plan from the config (once), attach to the store, warm
-    the Numba kernels on a few runs of the first block (kernels load from Numba's on-disk cache
-    or compile here, not in the first task)."""
+    """Per worker: take the client's plan, or build it from the config (once), attach to the
+    store, warm the Numba kernels on a few runs of the first block (kernels load from Numba's
+    on-disk cache or compile here, not in the first task)."""
 
-    def __init__(self, cfg: Config, chunk_size: int | None, store: Path):
-        self.cfg, self.chunk_size, self.store = cfg, chunk_size, Path(store)
+    def __init__(self, cfg: Config, chunk_size: int | None, store: Path,
+                 plan: Plan | None = None):
+        self.cfg, self.chunk_size, self.store, self.plan = cfg, chunk_size, Path(store), plan
         self.name = _plugin_name(cfg, chunk_size, self.store)
 
     def setup(self, worker=None) -> None:
         t = time.perf_counter()
-        p = plan(self.cfg, chunk_size=self.chunk_size)
+        p = self.plan if self.plan is not None else plan(self.cfg, chunk_size=self.chunk_size)
         s = _WorkerSweep(p, ZarrWriter.attach(p, self.store),
                          self.chunk_size or self.cfg.output.chunk_size)
         with _COMPUTE:
@@ -176,6 +183,7 @@ class DistributedRun:
     task_runs: int  # runs per task aimed at
     resumed_blocks: int  # blocks already done when this call started
     warmup_seconds: float  # plugin set-up on every worker: plan + kernel warm-up
+    plan_shipped: bool  # the client's plan was sent (else each worker rebuilt it)
     compute_seconds: float  # submission of the first task to the last result
     runs: int  # runs computed by this call
     written: list[int] = field(default_factory=list)  # blocks written, as the tasks reported
@@ -245,14 +253,16 @@ def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = Fa
     chunk = chunk_size or cfg.output.chunk_size
     runs = task_size_for(p.n_runs, chunk, n_workers, task_size)
     tasks = list(_groups(p, todo, runs))
-    plugin = SweepPlugin(cfg, chunk_size, out)
+    shipped = len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) <= SHIP_PLAN_BYTES
+    plugin = SweepPlugin(cfg, chunk_size, out, p if shipped else None)
     t = time.perf_counter()
     client.register_plugin(plugin, name=plugin.name)
     warm = time.perf_counter() - t
     size = {b.index: b.patients.stop - b.patients.start for b in p.blocks}
     ndone = sum(size[i] for i in done)
     bar = _Progress(p.n_runs, ndone, progress, cfg.name)
-    report = DistributedRun(out, len(p.blocks), len(tasks), runs, len(done), warm, 0.0, 0)
+    report = DistributedRun(out, len(p.blocks), len(tasks), runs, len(done), warm, shipped,
+                            0.0, 0)
     futures = []
     try:
         t = time.perf_counter()
