@@ -181,3 +181,37 @@ def test_import_immunosim_does_not_import_distributed():
 
     code = "import sys, immunosim; assert 'distributed' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_simulate_patients_on_a_client_equals_local(client, tmp_path):
+    """Chunks mapped over the cluster, gathered in order; features (a closure) travel along."""
+    import numpy as np
+
+    from immunosim.experiments.patients import simulate_patients
+    from immunosim.experiments.sweep import plan
+
+    cfg = load(tmp_path, CONFIG.replace("size = 6", "size = 11"))
+    params, u = plan(cfg).cohort.params, np.linspace(0.01, 0.99, 11)
+    scale = 2.0
+
+    def features(t, y, p, ok, o):
+        return {"peak": scale * y[:, :, 0].max(axis=1)}
+
+    a = simulate_patients(cfg, "msc", params, death_u=u, chunk=4, features=features)
+    b = simulate_patients(cfg, "msc", params, death_u=u, chunk=3, features=features,
+                          client=client)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_progress_is_log_lines_off_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(dist, "LOG_EVERY", 0.0)
+    bar = dist._Progress(total=10, initial=4, progress=None, desc="s")
+    bar.update(6)
+    bar.close()
+    assert capsys.readouterr().err.startswith("immunosim: s: 10/10 runs (100%), ")
+    quiet = dist._Progress(total=10, initial=0, progress=False, desc="s")
+    quiet.update(10)
+    quiet.close()
+    assert capsys.readouterr().err == ""

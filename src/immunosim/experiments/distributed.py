@@ -170,7 +170,26 @@ def run_blocks(name: str, indices: tuple[int, ...]) -> dict:
             "pid": os.getpid()}
 
 
+def _run_chunk(fn, args: tuple):
+    """A task of :func:`map_in_order`: ``fn(*args, threads)``, one task at a time per worker."""
+    with _COMPUTE:
+        return fn(*args, _threads())
+
+
 # --- client side ----------------------------------------------------------------------------
+
+
+def map_in_order(client: Client, fn, items: list[tuple]) -> Iterator:
+    """``fn(*item, threads)`` for each item as Dask tasks; results yielded in ``items``' order,
+    each as soon as it and those before it are done (the client holds the rest meanwhile)."""
+    futures = client.map(_run_chunk, [fn] * len(items), items, retries=RETRIES, pure=False)
+    try:
+        for f in futures:
+            yield f.result()
+            f.release()
+    finally:
+        for f in futures:
+            f.release()
 
 
 @dataclass
