@@ -109,3 +109,39 @@ def test_config_warning_is_one_line(tmp_path):
     assert r.stderr.strip().splitlines() == [
         "immunosim: warning: scenarios.soc.therapy.0.oral_mg: 150 mg/d prednisone is above "
         "100 mg/d (induction is 0.5-1 mg/kg/d, 35-70 mg/d)"]
+
+
+def test_sweep_on_dask_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    """--scheduler without dask.distributed says what to install; an unreachable scheduler,
+    a second cluster option or --workers with Dask are one-line errors (exit 2)."""
+    import immunosim.experiments as experiments
+    from immunosim.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SMALL_CONFIG)
+    base = ["sweep", str(cfg), "-o", str(tmp_path / "o.zarr")]
+    cases = [(["--dask-local", "1", "--scheduler", "tcp://127.0.0.1:9"], "not allowed with"),
+             (["--dask-local", "1", "--workers", "2"], "--workers: engine threads"),
+             (["--task-size", "10"], "--task-size: only with --scheduler or --dask-local")]
+    pytest.importorskip("distributed")
+    from immunosim.experiments import distributed as dist
+
+    monkeypatch.setattr(dist, "CONNECT_TIMEOUT", "0.5s")
+    cases.append((["--scheduler", "tcp://127.0.0.1:9"],
+                  "--scheduler: cannot connect to 'tcp://127.0.0.1:9'"))
+    for extra, message in cases:
+        try:
+            rc = main(base + extra)
+        except SystemExit as e:  # argparse's usage errors
+            rc = e.code
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    # without the dask extra
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    monkeypatch.delitem(sys.modules, "immunosim.experiments.distributed")
+    monkeypatch.delattr(experiments, "distributed", raising=False)
+    assert main(base + ["--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'immunosim[dask]'" in err, err
+    assert not (tmp_path / "o.zarr.partial").exists()

@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="trajectories per batch (results do not depend on it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--task-size", type=_positive_int, default=None,
+                   help="with Dask: runs per task (results do not depend on it)")
+    d = s.add_mutually_exclusive_group()
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on this dask.distributed scheduler (e.g. tcp://host:8786); "
+                        "see docs/distributed.md")
+    d.add_argument("--dask-local", type=_positive_int, default=None, metavar="N",
+                   help="run on a new local Dask cluster of N single-threaded worker processes")
 
     v = sub.add_parser("validate", help="check a config without computing anything")
     v.add_argument("config", nargs="+")
@@ -217,6 +225,28 @@ def _calibrate(args) -> None:
     print(f"wrote {out}")
 
 
+def _sweep(args, cfg, out):
+    """``immunosim sweep`` on the local engine or on Dask (``--scheduler``, ``--dask-local``)."""
+    from .experiments.config import ConfigError
+    from .experiments.sweep import distributed_module, sweep
+
+    progress = False if args.quiet else None
+    dask = args.scheduler is not None or args.dask_local is not None
+    if not dask:
+        if args.task_size is not None:
+            raise ConfigError("--task-size: only with --scheduler or --dask-local")
+        return sweep(cfg, out, resume=args.resume, workers=args.workers,
+                     chunk_size=args.chunk_size, progress=progress)
+    opt = "--scheduler" if args.scheduler is not None else "--dask-local"
+    if args.workers is not None:
+        raise ConfigError(f"--workers: engine threads of the local engine; not with {opt} "
+                          "(each Dask worker runs its kernels on its own threads)")
+    dist = distributed_module()
+    with dist.connect(scheduler=args.scheduler, local_workers=args.dask_local) as client:
+        return sweep(cfg, out, resume=args.resume, chunk_size=args.chunk_size,
+                     progress=progress, client=client, task_size=args.task_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0, 2 for bad input, 130 Ctrl-C, 143 SIGTERM)."""
     old = None
@@ -276,14 +306,13 @@ def _main(args) -> int:
             print(summary_table(ds))
         elif args.command == "sweep":
             _check_workers(args.workers)
-            from .experiments.sweep import summary_table, sweep
+            from .experiments.sweep import summary_table
 
             cfg = load_config(args.config)
             out = args.output or cfg.output.path
             if out is None:
                 raise ConfigError("output: no output path; pass -o OUT or set output.path")
-            path = sweep(cfg, out, resume=args.resume, workers=args.workers,
-                         chunk_size=args.chunk_size, progress=False if args.quiet else None)
+            path = _sweep(args, cfg, out)
             import xarray as xr
 
             with (xr.open_zarr(path) if str(path).endswith(".zarr")

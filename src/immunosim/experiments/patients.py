@@ -43,7 +43,7 @@ def steady_states(params: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, n
 def simulate_patients(cfg: Config, scenario: str, params: np.ndarray, *,
                       y0: np.ndarray | None = None, death_u: np.ndarray | None = None,
                       features: Features | None = None, chunk: int = 2048,
-                      threads: int | None = None, progress: bool = False
+                      threads: int | None = None, progress: bool = False, client=None
                       ) -> dict[str, np.ndarray]:
     """Clinical outcomes of ``N`` patients under the config's scenario ``scenario``.
 
@@ -66,6 +66,9 @@ def simulate_patients(cfg: Config, scenario: str, params: np.ndarray, *,
         Extra per-run quantities computed from each chunk's solution (see :data:`Features`).
     chunk : int
         Patients per engine call (results do not depend on it).
+    client : dask.distributed.Client, optional
+        Run the chunks as tasks on this Dask cluster (gathered in order; the same values).
+        ``features`` must then pickle (module-level functions and closures do).
 
     Returns
     -------
@@ -100,23 +103,18 @@ def simulate_patients(cfg: Config, scenario: str, params: np.ndarray, *,
     fu = follow_up(cfg, origin)
     out: dict[str, np.ndarray] = {}
     rows = np.flatnonzero(ok0)
-    buffer = None
+    chunks = [rows[a:a + chunk] for a in range(0, rows.size, chunk)]
+    work = _Chunk(cfg, sc.interventions, t, origin, fu, features)
+    if client is None:
+        buffer = np.empty((max([i.size for i in chunks] + [0]), t.size, m.N_STATES))
+        results = (work(params[i], y0[i], u[i], threads, buffer) for i in chunks)
+    else:
+        from .sweep import distributed_module
+
+        results = distributed_module().map_in_order(
+            client, work, [(params[i], y0[i], u[i]) for i in chunks])
     with tqdm(total=n, unit="patient", disable=not progress, desc=scenario) as bar:
-        for a in range(0, rows.size, chunk):
-            idx = rows[a:a + chunk]
-            if buffer is None or buffer.shape[0] < idx.size:
-                buffer = np.empty((idx.size, t.size, m.N_STATES))
-            ivs = [sc.interventions] * idx.size
-            sol, treated = run_batch(params[idx], ivs, t, y0=y0[idx],
-                                     solver=cfg.solver.options(), threads=threads,
-                                     out=buffer[:idx.size])
-            ok = sol.status == 0
-            death = death_times(u[idx], ivs)
-            res = assess(cfg, t, sol.y, treated, ok, np.full(idx.size, origin), death, fu)
-            res["status"] = sol.status
-            if features is not None:
-                res.update(features(t, sol.y, treated, ok, np.full(idx.size, origin)))
-            res["ok"] = ok
+        for idx, res in zip(chunks, results):
             for k, v in res.items():
                 if k not in out:
                     fill = False if v.dtype == bool else (-1 if v.dtype.kind == "i" else np.nan)
@@ -127,3 +125,27 @@ def simulate_patients(cfg: Config, scenario: str, params: np.ndarray, *,
     if not out:  # nobody had a diseased state
         raise ConfigError("params: no row has an untreated diseased steady state")
     return out
+
+
+class _Chunk:
+    """Outcomes of one chunk of patients (picklable: a Dask task runs it on a worker)."""
+
+    def __init__(self, cfg: Config, interventions, t: np.ndarray, origin: float, fu: float,
+                 features: Features | None):
+        self.cfg, self.interventions, self.t = cfg, interventions, t
+        self.origin, self.fu, self.features = origin, fu, features
+
+    def __call__(self, params: np.ndarray, y0: np.ndarray, u: np.ndarray,
+                 threads: int | None = None, buffer: np.ndarray | None = None) -> dict:
+        n, t = params.shape[0], self.t
+        ivs = [self.interventions] * n
+        sol, treated = run_batch(params, ivs, t, y0=y0, solver=self.cfg.solver.options(),
+                                 threads=threads, out=None if buffer is None else buffer[:n])
+        ok = sol.status == 0
+        origin = np.full(n, self.origin)
+        res = assess(self.cfg, t, sol.y, treated, ok, origin, death_times(u, ivs), self.fu)
+        res["status"] = sol.status
+        if self.features is not None:
+            res.update(self.features(t, sol.y, treated, ok, origin))
+        res["ok"] = ok
+        return res

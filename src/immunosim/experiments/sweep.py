@@ -339,11 +339,7 @@ class ZarrWriter:
     """
 
     def __init__(self, p: Plan, out: Path, fmt: str, resume: bool):
-        self.p, self.out, self.fmt = p, Path(out), fmt
-        self.work = self.out.with_name(self.out.name + ".partial")
-        self.markers = self.out.with_name(self.out.name + ".partial-blocks")
-        self.vars = _variables(p)
-        self._group = None
+        self._paths(p, out, fmt)
         digest = config_digest(p.config)
         if resume and self.work.exists():
             try:
@@ -359,6 +355,21 @@ class ZarrWriter:
             if d.exists():
                 shutil.rmtree(d)
         self._create()
+
+    def _paths(self, p: Plan, out: Path, fmt: str | None) -> None:
+        self.p, self.out, self.fmt = p, Path(out), fmt
+        self.work = self.out.with_name(self.out.name + ".partial")
+        self.markers = self.out.with_name(self.out.name + ".partial-blocks")
+        self.vars = _variables(p)
+        self._group = None
+
+    @classmethod
+    def attach(cls, p: Plan, out: Path) -> ZarrWriter:
+        """A writer into the existing ``OUT.partial`` store of ``p`` (a Dask worker's view): it
+        writes blocks and creates, checks or finishes nothing."""
+        self = cls.__new__(cls)
+        self._paths(p, out, None)
+        return self
 
     def _create(self) -> None:
         import dask.array as da
@@ -385,6 +396,11 @@ class ZarrWriter:
                 if f.name.endswith(".done")}
 
     def write(self, b: Block, data: dict) -> None:
+        self.write_data(b, data)
+        (self.markers / f"{b.index}.done").touch()  # after the data: a marker means complete
+
+    def write_data(self, b: Block, data: dict) -> None:
+        """Write the block's region of every variable (whole chunks: a block is one chunk)."""
         import zarr
 
         if self._group is None:
@@ -395,7 +411,6 @@ class ZarrWriter:
             arr = self._group[name]
             arr[idx] = np.asarray(data[name]).astype(arr.dtype, copy=False).reshape(
                 _region_shape(idx, arr.shape))
-        (self.markers / f"{b.index}.done").touch()  # after the data: a marker means complete
 
     def finish(self) -> Path:
         import zarr
@@ -435,7 +450,8 @@ def output_format(path: Path, fmt: str | None) -> str:
 
 def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume: bool = False,
           workers: int | None = None, chunk_size: int | None = None,
-          progress: bool | None = None) -> xr.Dataset | Path:
+          progress: bool | None = None, client=None,
+          task_size: int | None = None) -> xr.Dataset | Path:
     """Run a config's sweep.
 
     Parameters
@@ -451,7 +467,14 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
     chunk_size : int, optional
         Trajectories per engine batch and patients per output block (results do not depend on it).
     progress : bool, optional
-        Progress bar; default: only on a terminal.
+        Progress bar; default: only on a terminal (with ``client``: one-line log lines on
+        stderr otherwise).
+    client : dask.distributed.Client, optional
+        Run the blocks on this Dask cluster instead (needs ``out``, on storage every worker
+        sees at the same path; see ``docs/distributed.md``). Same result, value for value.
+    task_size : int, optional
+        With ``client``: runs per Dask task (whole blocks; default: about 8 tasks per worker,
+        at most 2**16 runs and 1e4 tasks). Results do not depend on it.
 
     Returns
     -------
@@ -463,6 +486,18 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
 
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     out = out if out is not None else cfg.output.path
+    if client is not None:
+        if out is None:
+            raise SweepError("client: a distributed sweep writes a Zarr store (or NetCDF file); "
+                             "pass out or set output.path")
+        if workers is not None:
+            raise SweepError("workers: threads of the local engine; with a Dask client each "
+                             "worker runs its kernels on its own threads")
+        return distributed_module().sweep_on_client(
+            cfg, Path(out), client, resume=resume, chunk_size=chunk_size, task_size=task_size,
+            progress=progress).path
+    if task_size is not None:
+        raise SweepError("task_size: only for a distributed sweep (pass client)")
     p = plan(cfg, chunk_size=chunk_size)
     if out is None:
         writer = MemoryWriter(p)
@@ -486,6 +521,23 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
                 writer.write(b, data)
                 bar.update(b.patients.stop - b.patients.start)
     return writer.finish()
+
+
+#: What to install for ``client=`` / ``--scheduler`` when ``dask.distributed`` is missing.
+DASK_HINT = "pip install 'immunosim[dask]'"
+
+
+def distributed_module():
+    """:mod:`immunosim.experiments.distributed`, imported on first use (``import immunosim``
+    does not import ``distributed``); a one-line :class:`SweepError` if it is not installed."""
+    try:
+        from . import distributed
+    except ImportError as e:
+        if (e.name or "").split(".")[0] in ("distributed", "dask", "tornado", "msgpack"):
+            raise SweepError(f"distributed sweeps need dask.distributed, which is not installed: "
+                             f"{DASK_HINT}") from None
+        raise
+    return distributed
 
 
 def _pct(k: int, of: int) -> str:
