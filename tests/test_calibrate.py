@@ -233,3 +233,22 @@ def test_shipped_calibration_config_and_cohort_validate():
     assert "posterior draws" in check_cohort_file(root / "cohort_calibrated.toml")
     cc = read_calibrated_cohort(root / "cohort_calibrated.toml")
     assert cc.n_draws >= 50 and set(cc.names) == set(p.settings.fit)
+
+
+def test_calibration_on_a_dask_cluster_equals_local(synthetic):
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    from immunosim.experiments.distributed import local_cluster
+
+    _, targets = synthetic
+    settings = CalibrationSettings(
+        fit={"activation_rate": {"spread": 0.8}}, fit_trm=False, cloud_sizes=[1024], refresh=0,
+        starts=1, walkers=6, steps=10, burn=2, posterior_draws=5, min_ess=10)
+    problem = Problem(parse_config(BASE), settings, targets[:3])
+    local = calibrate(problem)
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        remote = calibrate(problem, client=client)
+    np.testing.assert_array_equal(remote.theta, local.theta)
+    np.testing.assert_array_equal(remote.draws, local.draws)
+    np.testing.assert_array_equal(remote.predictions, local.predictions)

@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="fitted cohort TOML; default calibration.output")
     c.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
+    cd = c.add_mutually_exclusive_group()
+    cd.add_argument("--scheduler", metavar="ADDRESS",
+                    help="simulate the cloud on this dask.distributed scheduler")
+    cd.add_argument("--dask-local", type=_positive_int, default=None, metavar="N",
+                    help="simulate the cloud on a new local Dask cluster of N worker processes")
 
     vr = sub.add_parser("validation-report",
                         help="compare a calibrated cohort with every target (docs/validation.md)")
@@ -212,14 +217,22 @@ def _calibrate(args) -> None:
     from pathlib import Path
 
     from .experiments.calibrate import calibrate, fit_table, load_problem, write_cohort
+    from .experiments.config import ConfigError
 
     p = load_problem(args.config)
     out = Path(args.output) if args.output else p.path.parent / p.settings.output
     if not out.parent.exists():
-        from .experiments.config import ConfigError
-
         raise ConfigError(f"--output: directory '{out.parent}' does not exist")
-    res = calibrate(p, threads=args.workers, verbose=not args.quiet)
+    if args.scheduler is None and args.dask_local is None:
+        res = calibrate(p, threads=args.workers, verbose=not args.quiet)
+    else:
+        from .experiments.sweep import distributed_module
+
+        if args.workers is not None:
+            raise ConfigError("--workers: engine threads of the local engine; not with Dask")
+        with distributed_module().connect(scheduler=args.scheduler,
+                                          local_workers=args.dask_local) as client:
+            res = calibrate(p, verbose=not args.quiet, client=client)
     print(fit_table(res))
     write_cohort(res, out, command=f"immunosim calibrate {args.config}")
     print(f"wrote {out}")

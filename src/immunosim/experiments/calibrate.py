@@ -442,7 +442,7 @@ def proposal_around(lay: Layout, theta: np.ndarray, widen: float, floor: float
 
 
 def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
-              verbose: bool = False, progress: bool = False) -> Result:
+              verbose: bool = False, progress: bool = False, client=None) -> Result:
     """Fit the cohort of a calibration config to its targets (see the module docstring).
 
     Rounds: for each of ``cloud_sizes`` a fresh cloud around the current fit, then a best fit;
@@ -450,16 +450,17 @@ def calibrate(problem: Problem | str | Path, *, threads: int | None = None,
     posterior, a best fit and emcee again, with the ESS floor raised to ``ESS_MARGIN * min_ess``
     (the posterior is restricted to cohorts the final cloud resolves with about that ESS).
     BLAS runs single-threaded here (the products are small-by-wide, where threads only add
-    overhead); the ODE engine uses ``threads``.
+    overhead); the ODE engine uses ``threads``, or the workers of a Dask ``client`` (the same
+    results: every cloud chunk is the same computation wherever it runs).
     """
     from threadpoolctl import threadpool_limits
 
     p = load_problem(problem) if isinstance(problem, (str, Path)) else problem
     with threadpool_limits(1, user_api="blas"):
-        return _calibrate(p, threads, verbose, progress)
+        return _calibrate(p, threads, verbose, progress, client)
 
 
-def _calibrate(p: Problem, threads, verbose, progress) -> Result:
+def _calibrate(p: Problem, threads, verbose, progress, client) -> Result:
     s, cfg = p.settings, p.config
     t0 = time.perf_counter()
     trm0 = _config_trm(cfg)
@@ -470,7 +471,7 @@ def _calibrate(p: Problem, threads, verbose, progress) -> Result:
     chain = None
     for rnd, n in enumerate(schedule):
         cloud = simulate_cloud(cfg, p.arms, lay.names, mean, cov, n, cfg.seed + 1000 * rnd,
-                               threads=threads, progress=progress)
+                               threads=threads, progress=progress, client=client)
         sizes.append(cloud.size)
         _log(f"round {rnd}: {cloud.size} diseased patients (of {cloud.drawn}) simulated in "
              f"{len(p.arms)} arms; failed runs {cloud.failed}", t0, verbose)

@@ -98,7 +98,7 @@ def visit_features(landmarks: np.ndarray):
 
 def simulate_cloud(cfg: Config, arms: Sequence[str], names: Sequence[str], mean: np.ndarray,
                    cov: np.ndarray, n: int, seed: int, *, threads: int | None = None,
-                   chunk: int = 2048, progress: bool = False) -> Cloud:
+                   chunk: int = 2048, progress: bool = False, client=None) -> Cloud:
     """Draw ``n`` patients (log parameters ~ N(mean, cov), Sobol QMC) and simulate each arm.
 
     Parameters
@@ -116,6 +116,8 @@ def simulate_cloud(cfg: Config, arms: Sequence[str], names: Sequence[str], mean:
         Patients drawn (a power of 2 keeps the Sobol sequence balanced).
     seed : int
         Seeds the scrambling: the same seed gives the same cloud.
+    client : dask.distributed.Client, optional
+        Simulate the chunks on this Dask cluster (the same values as locally).
     """
     names = list(names)
     d = len(names)
@@ -135,7 +137,7 @@ def simulate_cloud(cfg: Config, arms: Sequence[str], names: Sequence[str], mean:
     scen = {s.name: s for s in cfg.build_scenarios()}
     for arm in arms:
         r = simulate_patients(cfg, arm, params, y0=y0, features=visit_features(landmarks),
-                              chunk=chunk, threads=threads, progress=progress)
+                              chunk=chunk, threads=threads, progress=progress, client=client)
         f = {k: r[k] for k in _KEEP}
         f.update({k: r[k] for k in ("major_at", "proteinuria_at", "proteinuria_baseline",
                                     "time_to_low")})
