@@ -171,8 +171,8 @@ def check_problem(p: Problem) -> Problem:
             raise ConfigError(f"targets: {t.id} names arm {t.arm!r}, which is not a scenario "
                               f"of the config; expected one of {scen}")
         lm = cfg.outcomes.landmarks or []
-        needs_visit = t.outcome in ("complete_remission_at", "sledai_at", "proteinuria_at")
-        if t.fit and needs_visit and t.time > 0 and not np.any(np.isclose(lm, t.time)):
+        at_visit = OUTCOME_MAPS[t.outcome].visit and t.time > 0
+        if t.fit and at_visit and not np.any(np.isclose(lm, t.time)):
             raise ConfigError(f"outcomes.landmarks: {lm} lacks day {t.time:g} that target "
                               f"{t.id} reads; add it")
         if t.fit and max(t.time, t.window if "relapsers" in t.outcome else 0) > cfg.horizon:

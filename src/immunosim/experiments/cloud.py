@@ -25,6 +25,7 @@ from ..model.interventions import HSCT
 from .assess import clinical_inputs
 from .config import Config
 from .patients import simulate_patients, steady_states
+from .sledai import SLEDAI_2K
 
 #: Score at or under which a patient is in "SLEDAI < 3" remission (Jayne 2004).
 LOW_SCORE = 2.0
@@ -72,8 +73,6 @@ class Cloud:
 def visit_features(landmarks: np.ndarray):
     """A ``features`` callable for :func:`simulate_patients`: what targets read beyond the
     standard outcomes, at the visits ``landmarks`` (days after the origin)."""
-    from ..experiments.sledai import SLEDAI_2K
-
     major = SLEDAI_2K.major_organ_mask
 
     def features(t, y, p, ok, origin):

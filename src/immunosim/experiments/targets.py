@@ -139,6 +139,7 @@ class OutcomeMap:
     ``(value, None)`` for a mean. ``competing_death``: the figure counts treatment-related death
     as failure, so a proportion is multiplied by ``1 - trm`` in arms with a transplant.
     ``analytic``: the figure is the arm's treatment-related mortality itself (no features).
+    ``visit``: the figure is read at a landmark visit (``time`` must be one, or 0 for baseline).
     """
 
     kind: str
@@ -146,6 +147,7 @@ class OutcomeMap:
     competing_death: bool = False
     analytic: str = ""
     description: str = ""
+    visit: bool = False
 
 
 def _landmark(f: dict, t: float) -> int:
@@ -216,12 +218,14 @@ def _disease_free_at(f, tg):
 
 
 OUTCOME_MAPS: dict[str, OutcomeMap] = {
-    "complete_remission_at": OutcomeMap("proportion", _complete_remission_at, description=(
+    "complete_remission_at": OutcomeMap("proportion", _complete_remission_at, visit=True,
+                                        description=(
         "score <= 3 and no major-organ item at the visit (Nanjing complete remission proxy)")),
     "relapse_in_year": OutcomeMap("proportion", _relapse_in_year, description=(
         "first flare after response in the year ending at `time`")),
-    "sledai_at": OutcomeMap("mean", _score_at, description="SLEDAI-2K-like score at the visit"),
-    "proteinuria_at": OutcomeMap("mean", _proteinuria_at, description=(
+    "sledai_at": OutcomeMap("mean", _score_at, visit=True,
+                            description="SLEDAI-2K-like score at the visit"),
+    "proteinuria_at": OutcomeMap("mean", _proteinuria_at, visit=True, description=(
         "24-h proteinuria (mg) at the visit")),
     "flare_by": OutcomeMap("proportion", _flare, description="a flare after response by `time`"),
     "sustained_response_at": OutcomeMap("proportion", _sustained_response_at, description=(
