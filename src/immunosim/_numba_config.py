@@ -40,6 +40,8 @@ KERNEL_SOURCES = (
     "model/sle_msc.py",
     "model/interventions.py",
     "model/steady_states.py",
+    "engines/abm/_kernels.py",
+    "engines/abm/_model.py",
     "engines/ode/_kernels.py",
     "engines/ode/_lanes.py",
     "engines/ode/_rhs.py",

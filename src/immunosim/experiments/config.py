@@ -99,6 +99,37 @@ class SolverConfig(_Strict):
                              max_steps=self.max_steps)
 
 
+class EngineConfig(_Strict):
+    """``[engine]``: which engine runs the sweep, and the agent-based engine's settings
+    (``docs/abm.md``). ``kind = "ode"`` uses ``[solver]``; ``kind = "abm"`` simulates
+    autoreactive B-lineage clones with stochastic fates, ``replicates`` times per run."""
+
+    kind: Literal["ode", "abm"] = "ode"
+    replicates: Annotated[Int, Field(ge=1, le=100_000)] = 1
+    system_size: Annotated[Float, Field(ge=1, le=1e9)] = 1e3
+    dt: Annotated[Float, Field(gt=0, le=5)] = 0.5
+    substeps: Annotated[Int, Field(ge=1, le=1000)] = 2
+    burn_in: Annotated[Float, Field(ge=0, le=1e4)] = 120.0
+    exact_below: Annotated[Int, Field(ge=1)] = 20
+    max_probability: Annotated[Float, Field(gt=0, le=1)] = 0.1
+    max_clones: Annotated[Int, Field(ge=1)] = 1_000_000
+
+    @model_validator(mode="after")
+    def _kind(self):
+        if self.kind == "ode" and self.replicates != 1:
+            raise ValueError(f"replicates: {self.replicates} needs kind = \"abm\" (the ODE "
+                             "engine is deterministic: one run per patient)")
+        return self
+
+    def abm_options(self):
+        """The agent-based engine's :class:`~immunosim.engines.abm.solver.ABMOptions`."""
+        from ..engines.abm.solver import ABMOptions
+
+        return ABMOptions(system_size=self.system_size, dt=self.dt, substeps=self.substeps,
+                          burn_in=self.burn_in, n_crit=self.exact_below,
+                          p_max=self.max_probability, max_clones=self.max_clones)
+
+
 # --- scenarios ----------------------------------------------------------------------------------
 
 
@@ -538,6 +569,7 @@ class Config(_Strict):
     horizon: Pos = 730.0
     model: ModelConfig = Field(default_factory=ModelConfig)
     solver: SolverConfig = Field(default_factory=SolverConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     scenarios: dict[str, ScenarioConfig] = Field(
         default_factory=lambda: {"untreated": ScenarioConfig()})
     sweep: SweepConfig = Field(default_factory=SweepConfig)

@@ -96,12 +96,20 @@ def run_batch(
                 f"parameters: row {bad} has no diseased steady state (the untreated patient "
                 "would be healthy); adjust the parameters or use a cohort that excludes such rows"
             )
-    treated = np.stack([apply_parameters(iv, p) for iv, p in zip(interventions, params)])
-    events = EventTable.from_lists([schedule(iv, p) for iv, p in zip(interventions, treated)])
+    treated, events = treat(params, interventions)
     sol = solve(y0, treated, t_eval, events=events, t0=0.0, method=solver.method,
                 rtol=solver.rtol, atol=solver.atol, max_steps=solver.max_steps, threads=threads,
                 out=out)
     return sol, treated
+
+
+def treat(params: np.ndarray, interventions: Sequence[Sequence]
+          ) -> tuple[np.ndarray, EventTable]:
+    """Parameters with background therapy applied, shape (P, n_params), and each row's dosing
+    events (both engines integrate these)."""
+    treated = np.stack([apply_parameters(iv, p) for iv, p in zip(interventions, params)])
+    events = EventTable.from_lists([schedule(iv, p) for iv, p in zip(interventions, treated)])
+    return treated, events
 
 
 def save_grid(horizon: float, every: float) -> np.ndarray:

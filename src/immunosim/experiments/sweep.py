@@ -34,7 +34,7 @@ from .cohort import Cohort, posterior_rows, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
 from .posterior import credible_interval, has_draws
-from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs
+from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs, treat
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -75,12 +75,23 @@ class Plan:
     death_u: np.ndarray  # (n_patients,): each patient's uniform draw for treatment-related death
 
     @property
+    def replicates(self) -> int:
+        """Stochastic replicates per run (1 for the ODE engine, which has no replicate dim)."""
+        return self.config.engine.replicates if self.abm else 1
+
+    @property
+    def abm(self) -> bool:
+        return self.config.engine.kind == "abm"
+
+    @property
     def dims(self) -> tuple[str, ...]:
-        return ("scenario",) + self.design.dims + ("patient",)
+        rep = ("replicate",) if self.abm else ()
+        return ("scenario",) + self.design.dims + ("patient",) + rep
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.scenarios),) + self.design.shape + (self.cohort.size,)
+        rep = (self.replicates,) if self.abm else ()
+        return (len(self.scenarios),) + self.design.shape + (self.cohort.size,) + rep
 
     @property
     def n_runs(self) -> int:
@@ -171,27 +182,85 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
         y0[rows], ok[rows] = y_u[inverse.ravel()], ok_u[inverse.ravel()]
     # Rows without a diseased state still run (from the cohort's state); their results are masked.
     y0[~ok] = p.cohort.y0[np.asarray(owner)[~ok]]
-    out = None if buffer is None else buffer[: len(owner)]
-    sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
-                             threads=threads, out=out)
     death = death_times(p.death_u[owner], ivs)
-    res = assess(cfg, p.t_assess, sol.y, treated, ok, np.asarray(origin), death, p.follow_up)
-    status = np.where(ok, sol.status, NOT_DISEASED)
-    res["status"] = status
-    res["nfev"] = sol.nfev
-    if cfg.output.trajectories:
-        ti = p.traj_index
-        obs = act.observables(sol.y[:, ti], treated)
-        alive = ok[:, None] & ~(p.t_assess[ti][None, :] >= death[:, None])  # NaN death: alive
-        for name in cfg.output.trajectory_variables:
-            v = sol.y[:, ti, m.STATE_INDEX[name]] if name in m.STATE_INDEX else obs[name]
-            res[f"traj_{name}"] = np.where(alive, v, np.nan)
+    origin = np.asarray(origin)
+    if p.abm:
+        res = _abm_batch(p, params, ivs, y0, ok, origin, death, owner, threads)
+    else:
+        out = None if buffer is None else buffer[: len(owner)]
+        sol, treated = run_batch(params, ivs, p.t_assess, y0=y0, solver=cfg.solver.options(),
+                                 threads=threads, out=out)
+        res = _outcomes(p, sol.y, treated, ok, origin, death)
+        res["status"] = np.where(ok, sol.status, NOT_DISEASED)
+        res["nfev"] = sol.nfev
     out, a = [], 0
     for b in blocks:
         n = b.patients.stop - b.patients.start
         out.append({k: v[a:a + n] for k, v in res.items()})
         a += n
     return out
+
+
+def _outcomes(p: Plan, y: np.ndarray, treated: np.ndarray, ok: np.ndarray, origin: np.ndarray,
+              death: np.ndarray) -> dict[str, np.ndarray]:
+    """Outcomes (and trajectories, if asked) of runs with states ``y (N, n_assess, n_states)``."""
+    cfg = p.config
+    res = assess(cfg, p.t_assess, y, treated, ok, origin, death, p.follow_up)
+    if cfg.output.trajectories:
+        ti = p.traj_index
+        obs = act.observables(y[:, ti], treated)
+        alive = ok[:, None] & ~(p.t_assess[ti][None, :] >= death[:, None])  # NaN death: alive
+        for name in cfg.output.trajectory_variables:
+            v = y[:, ti, m.STATE_INDEX[name]] if name in m.STATE_INDEX else obs[name]
+            res[f"traj_{name}"] = np.where(alive, v, np.nan)
+    return res
+
+
+#: Variables only the agent-based engine writes: name -> (dtype, attrs), each (patient, replicate).
+ABM_VARIABLES: dict[str, tuple[np.dtype, dict]] = {
+    "clones": (np.dtype(np.int64), {"long_name": "Live autoreactive clones at the horizon"}),
+    "reseeding_clones": (np.dtype(np.int64), {
+        "long_name": "Clones at the horizon holding cells that divide or re-enter (GC, memory)"}),
+    "surviving_clones": (np.dtype(np.int64), {
+        "long_name": "Clones founded before day 0 that can still re-seed, at the horizon"}),
+    "extinction_time": (np.dtype(float), {
+        "units": "d", "long_name": "Day the last clone founded before day 0 lost its GC and "
+        "memory cells (NaN: never within the horizon)"}),
+}
+
+
+def abm_status_attrs() -> dict:
+    """CF flag attributes of the agent-based engine's status codes."""
+    from ..engines.abm.solver import STATUS_MESSAGES
+
+    return {"long_name": "Run status (0 = success)", "flag_values": list(STATUS_MESSAGES),
+            "flag_meanings": " ".join(v.split(" (")[0].replace(" ", "_").replace(",", "")
+                                      for v in STATUS_MESSAGES.values())}
+
+
+def _abm_batch(p: Plan, params, ivs, y0, ok, origin, death, owner, threads) -> dict:
+    """Runs of one batch on the agent-based engine: ``replicates`` lanes per run, each keyed by
+    its patient index and replicate number (the same streams in every scenario and point)."""
+    from ..engines.abm.solver import simulate as abm_simulate
+
+    cfg = p.config
+    R = p.replicates
+    treated, events = treat(params, ivs)
+    sol = abm_simulate(y0, treated, p.t_assess, replicates=R, seed=cfg.seed,
+                       keys=np.asarray(owner), events=events, options=cfg.engine.abm_options(),
+                       threads=threads)
+    N = len(owner)
+    rep = np.repeat
+    res = _outcomes(p, sol.y.reshape((N * R,) + sol.y.shape[2:]), rep(treated, R, axis=0),
+                    rep(ok, R), rep(origin, R), rep(death, R))
+    res = {k: v.reshape((N, R) + v.shape[1:]) for k, v in res.items()}
+    res["status"] = np.where(ok[:, None], sol.status, NOT_DISEASED)
+    res["nfev"] = sol.stats[..., 2]  # transitions fired
+    last = sol.clones[:, :, -1]
+    res["clones"], res["reseeding_clones"], res["surviving_clones"] = (
+        last[..., 0], last[..., 1], last[..., 2])
+    res["extinction_time"] = np.where(ok[:, None], sol.extinction, np.nan)
+    return res
 
 
 # --- the result Dataset ---------------------------------------------------------------------
@@ -202,11 +271,15 @@ def _variables(p: Plan) -> dict[str, tuple[tuple[str, ...], np.dtype, dict]]:
     v = {name: (dims + (("landmark",) if per_landmark else ()),
                 np.dtype(bool) if kind == "bool" else np.dtype(float), dict(attrs))
          for name, (per_landmark, kind, attrs) in OUTCOMES.items()}
-    sa = status_attrs()
+    sa = abm_status_attrs() if p.abm else status_attrs()
     sa["flag_values"] = sa["flag_values"] + [NOT_DISEASED]
     sa["flag_meanings"] += " no_diseased_steady_state"
     v["status"] = (dims, np.dtype(np.int64), sa)
-    v["nfev"] = (dims, np.dtype(np.int64), {"long_name": "RHS evaluations"})
+    v["nfev"] = (dims, np.dtype(np.int64), {"long_name": "Transitions fired (cell events)"
+                                            if p.abm else "RHS evaluations"})
+    if p.abm:
+        for name, (dtype, attrs) in ABM_VARIABLES.items():
+            v[name] = (dims, dtype, dict(attrs))
     if p.config.output.trajectories:
         for name in p.config.output.trajectory_variables:
             if name in m.STATE_INDEX:
@@ -226,6 +299,9 @@ def _coords(p: Plan) -> dict:
          "landmark": ("landmark", np.asarray(cfg.outcomes.landmarks, dtype=float),
                       {"units": "d", "long_name": "Landmark day"}),
          "parameter": ("parameter", list(m.PARAMETER_NAMES))}
+    if p.abm:
+        c["replicate"] = ("replicate", np.arange(p.replicates),
+                          {"long_name": "Stochastic replicate (agent-based engine)"})
     for name, (dims, vals) in p.design.coords.items():
         target = p.design.targets[p.design.axis_names.index(name)]
         c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
@@ -246,9 +322,20 @@ def _attrs(p: Plan) -> dict:
             "immunosim_version": __version__, "model": cfg.model.name,
             "model_digest": model_digest(),
             "solver_method": cfg.solver.method, "rtol": cfg.solver.rtol, "atol": cfg.solver.atol,
+            "engine": cfg.engine.kind, **_engine_attrs(cfg),
             "horizon_days": cfg.horizon, "design": cfg.sweep.design,
             "time_origin": cfg.outcomes.time_origin, "follow_up_days": p.follow_up,
             **_cohort_attrs(cfg)}
+
+
+def _engine_attrs(cfg: Config) -> dict:
+    """The agent-based engine's settings (none for the ODE engine)."""
+    if cfg.engine.kind != "abm":
+        return {}
+    e = cfg.engine
+    return {"abm_replicates": e.replicates, "abm_system_size": e.system_size, "abm_dt": e.dt,
+            "abm_substeps": e.substeps, "abm_burn_in_days": e.burn_in,
+            "abm_exact_below": e.exact_below, "abm_max_probability": e.max_probability}
 
 
 def _cohort_attrs(cfg: Config) -> dict:
@@ -284,7 +371,8 @@ def _static(p: Plan) -> dict:
 
 
 def _block_region(p: Plan, b: Block) -> dict[str, slice]:
-    region = {"scenario": slice(b.scenario, b.scenario + 1), "patient": b.patients}
+    region = {"scenario": slice(b.scenario, b.scenario + 1), "patient": b.patients,
+              "replicate": slice(None)}
     for d, i in zip(p.design.dims, np.unravel_index(b.point, p.design.shape)):
         region[d] = slice(int(i), int(i) + 1)
     return region
@@ -379,7 +467,8 @@ class ZarrWriter:
         encoding = {}
         for name, (dims, dtype, attrs) in self.vars.items():
             shape, fill = _layout(p, dims, dtype)
-            chunks = (1,) * (len(p.shape) - 1) + (p.block_size,) + shape[len(p.shape):]
+            lead = len(p.design.dims) + 1  # scenario and the sweep axes: one chunk per value
+            chunks = (1,) * lead + (p.block_size,) + shape[lead + 1:]
             data[name] = (dims, da.full(shape, fill, dtype=dtype, chunks=chunks), attrs)
             encoding[name] = {"chunks": chunks}
         ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
@@ -572,6 +661,7 @@ def summary_table(ds: xr.Dataset) -> str:
     """
     names = ["remission", "time_to_remission", "response", "flare", "death", "activity_at",
              "status"]
+    full = ds
     ds = ds[[n for n in names if n in ds]].load()
     ci = _intervals(ds) if has_draws(ds) else {}
     rows = [("scenario", "runs", "remission", "median t_rem (d)", "SRI-4 resp",
@@ -603,6 +693,11 @@ def summary_table(ds: xr.Dataset) -> str:
         lines.append(f"({failed} runs failed or had no diseased state; see the 'status' variable)")
     lines.append("flare|resp: SELENA-SLEDAI flare after any response, among responders; "
                  "activity: the SLEDAI-2K-like score at each landmark (d after the origin)")
+    if "replicate" in ds.dims:
+        from .stochastic import probability_table
+
+        lines += ["", "Agent-based engine: outcome probabilities per scenario and sweep point",
+                  probability_table(full)]
     if ci:
         k = int(ds.draw.max()) + 1
         lines.append(f"x% [lo-hi]: pooled over all {k} posterior draws, then the 95% interval "

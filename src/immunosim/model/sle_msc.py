@@ -73,6 +73,10 @@ N_PARAMS = len(PARAMETERS)
 LINEAGE_STATES: tuple[int, ...] = (B_GC, B_MEM, PLASMABLAST, LLPC)
 #: Sources a transition can draw from: the naive pool, then the lineage compartments.
 LINEAGE_SOURCES: tuple[int, ...] = (B_NAIVE,) + LINEAGE_STATES
+#: Compartments whose equilibrium cells the agent-based engine pools into one legacy clone at
+#: the start of its burn-in: long-lived plasma cells live ~1.4 years, longer than any affordable
+#: burn-in, and never divide, so their clone of origin cannot re-seed the disease.
+LINEAGE_LEGACY: tuple[int, ...] = (LLPC,)
 
 
 @dataclass(frozen=True)

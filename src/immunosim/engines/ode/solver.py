@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._numba_config import set_num_threads
+from ..events import Event, EventTable  # noqa: F401  (re-exported: the engine's public API)
 from . import _kernels, _lanes
 from ._rhs import LANES, MODEL_IDS
 from .status import SUCCESS, message, summarize
@@ -21,44 +22,6 @@ from .tableaus import EXPLICIT, METHODS
 #: documented ranges DOPRI5 is the cheapest method per accurate trajectory. It is held near its
 #: stability limit by relaxation rates of about 1/day; for stiffer regions use "rodas4".
 DEFAULT_METHOD = "dopri5"
-
-Event = tuple[float, int, int, float]  # (time, state index, op, value)
-
-
-@dataclass(frozen=True)
-class EventTable:
-    """Dosing events of a batch as padded arrays (``P`` trajectories, at most ``E`` events each).
-
-    ``time (P, E)`` sorted per row, ``state (P, E)``, ``op (P, E)`` (``OP_ADD``, ``OP_SCALE``,
-    ``OP_SET``), ``value (P, E)``, ``count (P,)``: events in use per row.
-    """
-
-    time: np.ndarray
-    state: np.ndarray
-    op: np.ndarray
-    value: np.ndarray
-    count: np.ndarray
-
-    @classmethod
-    def empty(cls, n_traj: int) -> EventTable:
-        return cls.from_lists([[] for _ in range(n_traj)])
-
-    @classmethod
-    def from_lists(cls, rows: Sequence[Sequence[Event]]) -> EventTable:
-        """Build from one list of ``(time, state, op, value)`` per trajectory (stable-sorted)."""
-        n = len(rows)
-        width = max([len(r) for r in rows] + [1])
-        time = np.full((n, width), np.inf)
-        state = np.zeros((n, width), dtype=np.int64)
-        op = np.zeros((n, width), dtype=np.int64)
-        value = np.zeros((n, width))
-        count = np.zeros(n, dtype=np.int64)
-        for i, row in enumerate(rows):
-            row = sorted(row, key=lambda e: e[0])
-            count[i] = len(row)
-            for j, (t, s, o, v) in enumerate(row):
-                time[i, j], state[i, j], op[i, j], value[i, j] = t, s, o, v
-        return cls(time, state, op, value, count)
 
 
 @dataclass(frozen=True)
