@@ -34,7 +34,8 @@ REF = {"method": "DOP853", "rtol": 1e-12, "atol": 1e-12}
 
 
 def reference_with_doses(y0, p, events):
-    """Reference: scipy DOP853 between event times, events ``(t, state, op, value)`` applied by hand."""
+    """Reference: scipy DOP853 between event times, events ``(t, state, op, value)`` applied
+    by hand."""
     t_cur, y = 0.0, y0.copy()
     out = np.empty((T_EVAL.size, y0.size))
     for t_next in sorted({e[0] for e in events if e[0] > 0} | {HORIZON}):
