@@ -188,9 +188,13 @@ def test_threads_do_not_change_results(method, diseased_y0):
 
     Catches: chunk boundaries or per-thread scratch buffers shared/mis-offset between threads
     (e.g. ``n_chunks`` chunks that overlap or skip trajectories, workspace not per chunk)."""
+    import numba
+
     from immunosim.engines.ode._rhs import LANES
     from tests.conftest import random_parameter_points
 
+    if numba.config.NUMBA_NUM_THREADS < 2:  # set_num_threads would cap 2 at 1: nothing compared
+        pytest.skip("one Numba thread available: threads=2 would silently run threads=1")
     n = 4 * LANES
     params = random_parameter_points(n, seed=3)
     ev = EventTable.from_lists([[(float(i % 50), 0, 0, 1.0)] for i in range(n)])

@@ -118,6 +118,7 @@ def test_zarr_and_netcdf_files(reference, small_config_path, tmp_path):
     xr.testing.assert_identical(xr.open_dataset(n).load(), reference)
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_identical_result(small_config_path, tmp_path, reference):
     """SIGKILL a real sweep part-way; --resume keeps finished blocks and ends identical."""
     big = small_config_path.read_text().replace("size = 6", "size = 60").replace(
