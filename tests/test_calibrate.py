@@ -126,6 +126,7 @@ def synthetic(tmp_path_factory):
     return res, targets
 
 
+@pytest.mark.slow
 def test_recovers_the_synthetic_cohort(synthetic):
     res, targets = synthetic
     fit = cohort_parameters(res.layout, res.theta)
@@ -154,6 +155,7 @@ def test_cohort_file_round_trips(synthetic, tmp_path):
     assert parse_config(data).cohort.size == 200
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(synthetic):
     res, targets = synthetic
     again = calibrate(res.problem)

@@ -283,10 +283,39 @@ def test_random_configs_only_raise_config_errors(data):
                              "outcomes.landmarks", "output.chunk_size", "solver.atol"]),
        value=leaves | st.lists(leaves, max_size=3))
 def test_mutated_small_config(path, value):
+    """One key of a valid config set to anything: it validates, or the one-line error starts
+    with that key (or a table above or an item below it), or with a key it is checked against.
+
+    Catches: a message that loses the key's location (``"invalid config: ..."``, or the bare
+    pydantic text), or that names another key (a wrong ``loc`` join, a message written for
+    the wrong field). The old check, ``str(e).split(":")[0]``, was true for almost any text."""
     try:
         parse_config(with_(path, value))
     except ConfigError as e:
-        assert "\n" not in str(e) and str(e).split(":")[0]
+        text = str(e)
+        assert "\n" not in text
+        if "Unable to allocate" in text:  # see test_huge_count_is_refused_by_its_key below
+            return
+        where = text.split(":")[0]
+        related = (where == path or where.startswith(path + ".") or path.startswith(where + ".")
+                   or where in CHECKED_AGAINST.get(path, ()))
+        assert related, (path, value, text)
+
+
+#: Keys whose value is checked against another key's: the error names the other key.
+CHECKED_AGAINST = {
+    "horizon": ("outcomes.landmarks", "sweep.axes.count", "scenarios.msc"),
+    "scenarios.msc.msc.interval": ("sweep.axes.count",),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="finding for config.py (not edited here): a huge "
+                   "integral count (5e16) builds the dose array while validating; the "
+                   "MemoryError surfaces as 'invalid config: Unable to allocate 381. PiB', "
+                   "naming no key (and 1e9 would allocate 8 GB)")
+def test_huge_count_is_refused_by_its_key():
+    with pytest.raises(ConfigError, match=r"^scenarios\.msc\.msc\.count: "):
+        parse_config(with_("scenarios.msc.msc.count", 5.361992047607801e16))
 
 
 # --- therapy records ----------------------------------------------------------------------------

@@ -120,16 +120,27 @@ def test_status_nonfinite():
 
 
 def test_events_exact_jumps_on_linear_problem():
-    """A jump at t = 3 restarts the exact solution from the jumped state."""
-    p = np.array([0.3, 0.0])
-    y0 = np.array([1.0, 0.0])
-    ev = EventTable.from_lists([[(3.0, 0, 0, 2.0), (3.0, 1, 1, 5.0)]])
+    """Jumps at t = 3 (add to state 0, scale state 1, set state 2) restart the exact solution
+    from the jumped state; a save at the event time sees the state after it.
+
+    Catches: an ignored or mis-dispatched op (scale applied as add, set as scale, ...), a jump
+    applied to the wrong state, and the save at t = 3 taken before the jump. (The scale used to
+    multiply a state that was identically 0, and was never asserted.)"""
+    from immunosim.model.interventions import OP_ADD, OP_SCALE, OP_SET
+
+    a = 0.3
+    p = np.array([a, 0.0])  # no rotation: each state decays at a on its own
+    y0 = np.array([1.0, 2.0, 4.0])
+    ev = EventTable.from_lists([[(3.0, 0, OP_ADD, 2.0), (3.0, 1, OP_SCALE, 5.0),
+                                 (3.0, 2, OP_SET, 0.5)]])
     t = np.array([0.0, 1.0, 3.0, 4.0])
     sol = solve(y0, p, t, model="test:damped_rotation", events=ev, rtol=1e-10, atol=1e-12,
                 nonnegative=False)
-    before = np.exp(-0.3 * 3.0)
-    np.testing.assert_allclose(sol.y[0, 2, 0], before + 2.0, rtol=1e-9)  # right-continuous
-    np.testing.assert_allclose(sol.y[0, 3, 0], (before + 2.0) * np.exp(-0.3), rtol=1e-9)
+    decay = np.exp(-a * 3.0)
+    after = np.array([decay + 2.0, 2.0 * decay * 5.0, 0.5])
+    np.testing.assert_allclose(sol.y[0, 1], y0 * np.exp(-a), rtol=1e-9)  # before: untouched
+    np.testing.assert_allclose(sol.y[0, 2], after, rtol=1e-9)  # right-continuous
+    np.testing.assert_allclose(sol.y[0, 3], after * np.exp(-a), rtol=1e-9)
 
 
 def test_input_validation():
@@ -177,9 +188,13 @@ def test_threads_do_not_change_results(method, diseased_y0):
 
     Catches: chunk boundaries or per-thread scratch buffers shared/mis-offset between threads
     (e.g. ``n_chunks`` chunks that overlap or skip trajectories, workspace not per chunk)."""
+    import numba
+
     from immunosim.engines.ode._rhs import LANES
     from tests.conftest import random_parameter_points
 
+    if numba.config.NUMBA_NUM_THREADS < 2:  # set_num_threads would cap 2 at 1: nothing compared
+        pytest.skip("one Numba thread available: threads=2 would silently run threads=1")
     n = 4 * LANES
     params = random_parameter_points(n, seed=3)
     ev = EventTable.from_lists([[(float(i % 50), 0, 0, 1.0)] for i in range(n)])

@@ -118,6 +118,7 @@ def test_zarr_and_netcdf_files(reference, small_config_path, tmp_path):
     xr.testing.assert_identical(xr.open_dataset(n).load(), reference)
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_identical_result(small_config_path, tmp_path, reference):
     """SIGKILL a real sweep part-way; --resume keeps finished blocks and ends identical."""
     big = small_config_path.read_text().replace("size = 6", "size = 60").replace(
@@ -259,3 +260,56 @@ def test_changed_included_file_changes_the_digest(draws_config_path):
     inc = draws_config_path.with_name("cohort_calibrated.toml")
     inc.write_text(inc.read_text().replace("cv = [[0.4, 0.6]", "cv = [[0.4, 0.7]"))
     assert config_digest(load_config(draws_config_path)) != before
+
+
+def test_resume_with_a_different_block_layout_is_refused(small_config_path, tmp_path,
+                                                         reference):
+    """Regression: markers name blocks by index, and the block size follows --chunk-size. A
+    resume with another chunk size used to take the first run's markers for other patients
+    (mixing two layouts, leaving runs never computed); it must refuse in one line. Resuming with
+    the first run's layout ends identical to an uninterrupted run."""
+    from immunosim.experiments.sweep import SweepError, ZarrWriter, compute_batch, plan
+
+    cfg = load_config(small_config_path)
+    p = plan(cfg, chunk_size=5)  # blocks of 5 and 1 patients
+    w = ZarrWriter(p, tmp_path / "r.zarr", "zarr", resume=False)
+    first = p.blocks[:3]
+    for b, data in zip(first, compute_batch(p, first)):
+        w.write(b, data)
+    with pytest.raises(SweepError, match="blocks of 5 patients, this run uses 2") as e:
+        sweep(cfg, tmp_path / "r.zarr", resume=True, chunk_size=2, progress=False)
+    assert "\n" not in str(e.value)
+    assert len(list((tmp_path / "r.zarr.partial-blocks").iterdir())) == 3  # nothing touched
+    out = sweep(cfg, tmp_path / "r.zarr", resume=True, chunk_size=5, progress=False)
+    xr.testing.assert_identical(xr.open_zarr(out).load(), reference)
+
+
+def test_runs_never_computed_do_not_read_back_as_success(small_config_path, tmp_path):
+    """Regression: the status fill value (NOT_COMPUTED = -1) was never written to the Zarr
+    store, so the runs of an unfinished store read back as status 0 (success) with NaN times.
+    Now it is in the Zarr metadata: raw Zarr reads -1, xarray masks it (NaN, not 0); the
+    finished store is plain int64 again."""
+    import zarr
+
+    from immunosim.experiments.sweep import NOT_COMPUTED, ZarrWriter, compute_batch, plan
+
+    cfg = load_config(small_config_path)
+    p = plan(cfg)
+    w = ZarrWriter(p, tmp_path / "r.zarr", "zarr", resume=False)
+    b = p.blocks[0]
+    w.write(b, compute_batch(p, [b])[0])
+    work = tmp_path / "r.zarr.partial"
+    raw = zarr.open_group(str(work), mode="r", zarr_format=2)["status"]
+    assert raw.fill_value == NOT_COMPUTED
+    s = raw[:]
+    assert (s[0, 0, 0, b.patients] == 0).all()
+    computed = np.zeros(s.shape, bool)
+    computed[0, 0, 0, b.patients] = True
+    assert (s[~computed] == NOT_COMPUTED).all()
+    st = xr.open_zarr(work, consolidated=False).status.values
+    assert np.isnan(st[~computed]).all() and (st[computed] == 0).all()
+    assert NOT_COMPUTED in xr.open_zarr(work, consolidated=False).status.attrs["flag_values"]
+    for b in p.blocks[1:]:
+        w.write(b, compute_batch(p, [b])[0])
+    ds = xr.open_zarr(w.finish())
+    assert ds.status.dtype == np.int64 and (ds.status == 0).all()

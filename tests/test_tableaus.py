@@ -148,6 +148,38 @@ def test_rodas4_published_coefficients():
     assert RODAS4.gamma == 0.25
 
 
+# RODAS3 as printed in KPP's Rosenbrock integrator (SUBROUTINE Rodas3; Sandu et al. 1997):
+# ros_A, ros_C row-wise below the diagonal, ros_M, ros_E, ros_NewF, and ros_Gamma(1).
+RODAS3_PUBLISHED = {
+    "A": [0.0, 2.0, 0.0, 2.0, 0.0, 1.0],
+    "C": [4.0, 1.0, -1.0, 1.0, -1.0, -8.0 / 3.0],
+    "M": [2.0, 0.0, 1.0, 1.0], "E": [0.0, 0.0, 0.0, 1.0],
+    "new_f": [True, False, True, True], "gamma": 0.5,
+}
+
+
+def _below_diagonal(X):
+    return [X[i, j] for i in range(1, X.shape[0]) for j in range(i)]  # row-wise, as KPP
+
+
+def test_rodas3_published_coefficients():
+    """Catches: a typo in any RODAS3 coefficient (e.g. c43 = -8/3 as -3/8, or m1 = 2 as 1),
+    a transposed A or C, and a stage marked as re-using f when the method evaluates it."""
+    P = RODAS3_PUBLISHED
+    assert _below_diagonal(RODAS3.A) == P["A"]
+    assert _below_diagonal(RODAS3.C) == pytest.approx(P["C"], rel=1e-15)
+    assert list(RODAS3.M) == P["M"] and list(RODAS3.E) == P["E"]
+    assert list(RODAS3.new_f) == P["new_f"] and RODAS3.gamma == P["gamma"]
+
+
+def test_rodas4_published_weights():
+    """rodas.f/KPP: M = (a61..a64, 1, 1) with a6j = a5j (stiffly accurate), E = e6, every stage
+    evaluates f. Catches a typo in M (not seen by the A/C check above) or in E."""
+    a5 = [RODAS4_A_PUBLISHED[4, j] for j in range(4)]
+    assert list(RODAS4.M) == pytest.approx(a5 + [1.0, 1.0], rel=1e-15)
+    assert list(RODAS4.E) == [0, 0, 0, 0, 0, 1.0] and RODAS4.new_f.all()
+
+
 @pytest.mark.parametrize("name", ["dopri5", "bs3"])
 def test_dense_basis_reproduces_P(name):
     """The kernels' dense output, Hermite data plus one stage combination, is the tableau's."""

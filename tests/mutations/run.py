@@ -35,7 +35,7 @@ class Mutation:
     file: str  # relative to src/immunosim
     old: str  # must occur exactly once in the file
     new: str
-    tests: tuple[str, ...]  # test files (relative to the repo root) that must catch it
+    tests: tuple[str, ...]  # test files or node ids (from the repo root) that must catch it
     what: str
 
 
@@ -44,6 +44,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              "B=_f([35 / 384, 0, 500 / 1113,", "B=_f([35 / 384, 0, 500 / 1112,",
              ("tests/test_tableaus.py", "tests/test_solver.py"),
              "a wrong DOPRI5 weight b3 (500/1112 instead of 500/1113)"),
+    Mutation("rodas3_coefficient", "engines/ode/tableaus.py",
+             "C=_lower([4.0, 1.0, -1.0, 1.0, -1.0, -8.0 / 3.0], 4)",
+             "C=_lower([4.0, 1.0, -1.0, 1.0, -1.0, -3.0 / 8.0], 4)",
+             ("tests/test_tableaus.py",),
+             "a wrong RODAS3 coefficient (c43 = -3/8 instead of -8/3)"),
+    Mutation("scale_event_as_add", "engines/ode/_kernels.py",
+             "    elif op == OP_SCALE:\n        y[state] *= value",
+             "    elif op == OP_SCALE:\n        y[state] += value",
+             ("tests/test_solver.py",),
+             "a scaling event (HSCT depletion, rituximab) applied as an addition"),
     Mutation("save_index_off_by_one", "engines/ode/_kernels.py",
              "                out[i_save, k] = y[k]\n            i_save += 1\n        if i_save",
              "                out[max(i_save - 1, 0), k] = y[k]\n            i_save += 1\n"
@@ -59,6 +69,15 @@ MUTATIONS: tuple[Mutation, ...] = (
              "        if a[j] <= thr:", "        if a[j] >= thr:",
              ("tests/test_outcomes.py",),
              "remission counted while activity is above (not at or below) the threshold"),
+    Mutation("status_fill_value_not_written", "experiments/sweep.py",
+             '        encoding["status"]["_FillValue"] = NOT_COMPUTED\n', "",
+             ("tests/test_sweep.py::test_runs_never_computed_do_not_read_back_as_success",),
+             "runs of an unfinished store read back as status 0 (fill value not in the Zarr "
+             "metadata)"),
+    Mutation("resume_ignores_block_layout", "experiments/sweep.py",
+             "            if old_bs != p.block_size:", "            if False:",
+             ("tests/test_sweep.py::test_resume_with_a_different_block_layout_is_refused",),
+             "--resume with another --chunk-size maps finished-block markers to other patients"),
     Mutation("assessed_on_death_day", "experiments/_clinical_kernels.py",
              "(alive or t[j1] < death)", "(alive or t[j1] <= death)",
              ("tests/test_clinical.py",),

@@ -15,6 +15,7 @@ and the result equals an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ from .simulate import dose_table, initial_states, run_batch, save_grid, status_a
 ZARR_FORMAT = 2
 
 NOT_DISEASED = 10  # status of a run whose untreated parameters have no diseased steady state
+#: Status of a run not computed (yet): the fill value of ``status``, also in the Zarr metadata of
+#: an unfinished ``OUT.partial`` store, so a run never computed never reads back as success (0).
+NOT_COMPUTED = -1
 
 #: Parameters that do not change the untreated steady state (flagged in the model's table).
 _TREATMENT_ONLY = m.PARAMETERS.treatment_indices()
@@ -272,8 +276,8 @@ def _variables(p: Plan) -> dict[str, tuple[tuple[str, ...], np.dtype, dict]]:
                 np.dtype(bool) if kind == "bool" else np.dtype(float), dict(attrs))
          for name, (per_landmark, kind, attrs) in OUTCOMES.items()}
     sa = abm_status_attrs() if p.abm else status_attrs()
-    sa["flag_values"] = sa["flag_values"] + [NOT_DISEASED]
-    sa["flag_meanings"] += " no_diseased_steady_state"
+    sa["flag_values"] = sa["flag_values"] + [NOT_DISEASED, NOT_COMPUTED]
+    sa["flag_meanings"] += " no_diseased_steady_state not_computed"
     v["status"] = (dims, np.dtype(np.int64), sa)
     v["nfev"] = (dims, np.dtype(np.int64), {"long_name": "Transitions fired (cell events)"
                                             if p.abm else "RHS evaluations"})
@@ -388,7 +392,7 @@ def _layout(p: Plan, dims: tuple[str, ...], dtype: np.dtype) -> tuple[tuple[int,
     """Full shape of a result variable and its fill value (before any block is written)."""
     extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
     shape = p.shape + tuple(extra[d] for d in dims[len(p.shape):])
-    fill = False if dtype.kind == "b" else (-1 if dtype.kind == "i" else np.nan)
+    fill = False if dtype.kind == "b" else (NOT_COMPUTED if dtype.kind == "i" else np.nan)
     return shape, fill
 
 
@@ -437,6 +441,13 @@ class ZarrWriter:
             if old != digest:
                 raise SweepError(f"--resume: {self.work} was started from a different config "
                                  "(or is unreadable); remove it or run without --resume")
+            # Markers name blocks by index: they mean the same patients only with the same block
+            # layout (the block size follows --chunk-size). Never mix two layouts.
+            old_bs = self._stored_block_size()
+            if old_bs != p.block_size:
+                raise SweepError(f"--resume: {self.work} was written in blocks of {old_bs} "
+                                 f"patients, this run uses {p.block_size}; resume with the "
+                                 f"--chunk-size of the first run, or remove it")
             self.markers.mkdir(exist_ok=True)
             return
         for d in (self.work, self.markers):
@@ -450,6 +461,17 @@ class ZarrWriter:
         self.markers = self.out.with_name(self.out.name + ".partial-blocks")
         self.vars = _variables(p)
         self._group = None
+
+    def _stored_block_size(self) -> int | None:
+        """Patients per block of the existing ``OUT.partial`` store (its chunk along
+        ``patient``), None if unreadable."""
+        import zarr
+
+        try:
+            arr = zarr.open_group(str(self.work), mode="r", zarr_format=ZARR_FORMAT)["status"]
+            return int(arr.chunks[len(self.p.design.dims) + 1])  # scenario, axes..., patient
+        except Exception:
+            return None
 
     @classmethod
     def attach(cls, p: Plan, out: Path) -> ZarrWriter:
@@ -471,6 +493,8 @@ class ZarrWriter:
             chunks = (1,) * lead + (p.block_size,) + shape[lead + 1:]
             data[name] = (dims, da.full(shape, fill, dtype=dtype, chunks=chunks), attrs)
             encoding[name] = {"chunks": chunks}
+        # Unwritten chunks read as the Zarr fill value: NOT_COMPUTED for status, never 0.
+        encoding["status"]["_FillValue"] = NOT_COMPUTED
         ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
         for k, v in _static(p).items():
             ds[k] = v
@@ -508,6 +532,12 @@ class ZarrWriter:
         if missing:
             raise SweepError(f"internal: {len(missing)} blocks missing at the end of the sweep")
         shutil.rmtree(self.markers)
+        # Every run is computed: drop the fill value, which xarray would read as a mask (and
+        # so turn status into floats); the finished result equals the in-memory one.
+        meta = self.work / "status" / ".zarray"  # Zarr format 2 array metadata, local store
+        doc = json.loads(meta.read_text())
+        doc["fill_value"] = None
+        meta.write_text(json.dumps(doc, indent=4))
         zarr.consolidate_metadata(str(self.work), zarr_format=ZARR_FORMAT)
         if self.fmt == "netcdf":
             tmp = self.out.with_name(self.out.name + ".tmp")
