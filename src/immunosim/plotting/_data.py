@@ -17,7 +17,7 @@ import xarray as xr
 from ._style import MAX_SERIES, axis_info, fmt_value, fmt_with_unit
 
 #: Dimensions of a sweep result that are not sweep axes.
-NON_AXIS_DIMS = ("scenario", "patient", "landmark", "time", "dose", "parameter", "point")
+NON_AXIS_DIMS = ("scenario", "patient", "landmark", "time", "dose", "parameter", "point", "replicate")
 
 TRAJECTORY_HINT = "rerun the sweep with output.trajectories = true"
 
@@ -68,6 +68,31 @@ def normalise(ds: xr.Dataset) -> xr.Dataset:
     res.attrs.setdefault("horizon_days", float(ds.time.max()))
     res.attrs.setdefault("title", "immunosim.simulate result")
     return res
+
+
+def pool_replicates(ds: xr.Dataset) -> xr.Dataset:
+    """An agent-based result with its ``replicate`` dimension folded into ``patient`` (run
+    ``patient * R + replicate``), so that every per-patient figure treats each stochastic run as
+    a patient of a larger cohort. Results without replicates are returned unchanged."""
+    if "replicate" not in ds.dims:
+        return ds
+    R = ds.sizes["replicate"]
+    out = {}
+    for name, da in ds.data_vars.items():
+        if "patient" not in da.dims:
+            out[name] = da
+            continue
+        if "replicate" not in da.dims:
+            da = da.expand_dims(replicate=R, axis=da.dims.index("patient") + 1)
+        dims = [d for d in da.dims if d not in ("patient", "replicate")]
+        i = da.dims.index("patient")
+        da = da.transpose(*dims[:i], "patient", "replicate", *dims[i:])
+        shape = da.shape[:i] + (da.shape[i] * R,) + da.shape[i + 2:]
+        out[name] = (dims[:i] + ["patient"] + dims[i:], da.data.reshape(shape), da.attrs)
+    coords = {k: v for k, v in ds.coords.items() if "patient" not in v.dims
+              and "replicate" not in v.dims}
+    res = xr.Dataset(out, coords=coords, attrs=dict(ds.attrs))
+    return res.assign_coords(patient=np.arange(ds.sizes["patient"] * R))
 
 
 def require(ds: xr.Dataset, figure: str, names: list[str], hint: str | None = None) -> None:

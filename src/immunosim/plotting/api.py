@@ -13,8 +13,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from . import bistability, maps, survival, timecourse, waterfall
-from ._data import FigureSpec, PlotError, open_result
+from . import abm, bistability, maps, survival, timecourse, waterfall
+from ._data import FigureSpec, PlotError, open_result, pool_replicates
 from ._style import DPI
 
 __all__ = ["FIGURES", "FORMATS", "PlotError", "draw_figures", "plot_result"]
@@ -27,7 +27,11 @@ FIGURES = {
     "survival": survival,
     "waterfall": waterfall,
     "bistability": bistability,
+    "abm": abm,
 }
+#: Families drawn from the replicates themselves; the others see an agent-based result with
+#: its replicates folded into the patients (:func:`~._data.pool_replicates`).
+_REPLICATE_AWARE = {"abm"}
 FORMATS = ("png", "svg", "pdf")
 #: File metadata without creation dates, so the same result gives byte-identical SVG and PDF.
 _METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
@@ -86,15 +90,17 @@ def draw_figures(ds: xr.Dataset, figures: Sequence[str] | None = None, *,
         if bad:
             raise PlotError(f"options[{n!r}]: unknown option {bad[0]!r}; valid: "
                             f"{', '.join(valid)}")
+    pooled = pool_replicates(ds)
+    view = {n: ds if n in _REPLICATE_AWARE else pooled for n in names}
     if requested:  # every requested figure must be drawable: check all before drawing any
         for n in names:
-            FIGURES[n].check(ds)
+            FIGURES[n].check(view[n])
     drawn, skipped = [], {}
     for n in names:
         try:
             if not requested:
-                FIGURES[n].check(ds)
-            specs = FIGURES[n].figures(ds, **dict(options.get(n, {})))
+                FIGURES[n].check(view[n])
+            specs = FIGURES[n].figures(view[n], **dict(options.get(n, {})))
         except PlotError as e:
             if requested:
                 raise
