@@ -17,7 +17,8 @@ import xarray as xr
 from ._style import MAX_SERIES, axis_info, fmt_value, fmt_with_unit
 
 #: Dimensions of a sweep result that are not sweep axes.
-NON_AXIS_DIMS = ("scenario", "patient", "landmark", "time", "dose", "parameter", "point", "replicate")
+NON_AXIS_DIMS = ("scenario", "patient", "landmark", "time", "dose", "parameter", "point",
+                 "replicate")
 
 TRAJECTORY_HINT = "rerun the sweep with output.trajectories = true"
 
