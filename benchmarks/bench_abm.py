@@ -105,14 +105,11 @@ def run_abm(y0, p, t_eval, lanes, threads, options=None, dose=True, seed=SEED):
 
 
 def setup_seconds(y0, lanes, options, seed=SEED) -> float:
-    """The Python side of ``simulate`` before the kernel: stream seeding and initial clones."""
+    """The Python side of ``simulate`` before the kernel: stream seeding (the initial cells are
+    drawn in the kernel from each lane's stream)."""
     t = time.perf_counter()
     lk = S.lane_keys(np.arange(1), lanes)
     S.seed_states(seed, lk)
-    gens = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(k) + (1,)))
-            for k in lk]
-    S.initial_clones("sle_msc", np.repeat(np.atleast_2d(y0), lanes, axis=0),
-                     options.system_size, gens)
     return time.perf_counter() - t
 
 
@@ -245,7 +242,7 @@ def run(tier: str) -> dict:
     for _ in range(n_ref):
         init = rng.poisson(REF_OMEGA * y0[comp])
         t = time.perf_counter()
-        out = simulate_one(y0, p, t_ref, rng=rng, init=init, **kw)[0]
+        out = simulate_one(y0, p, t_ref, rng=rng, init=init, split=True, **kw)[0]
         ref_times.append(time.perf_counter() - t)
         ref_end.append(out[-1, comp] * REF_OMEGA)
     ref_times = np.array(ref_times)

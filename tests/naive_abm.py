@@ -17,6 +17,7 @@ import numpy as np
 
 from immunosim.engines.abm._model import tables
 from immunosim.model import sle_msc as m
+from immunosim.model.interventions import OP_ADD, OP_SCALE
 
 
 def _rates(y, p):
@@ -34,9 +35,14 @@ def _rk4(y, p, h, n_sub, frozen):
     return y
 
 
-def simulate_one(y0, p, t_save, *, omega, burn_in, dt, n_sub, rng, events=(), init=None):
-    """One lane: returns (states at t_save (n_save, n_states), live clones at the end,
-    extinction day of the clones founded before day 0 (NaN if never))."""
+def simulate_one(y0, p, t_save, *, omega, burn_in, dt, n_sub, rng, events=(), init=None,
+                 split=False):
+    """One lane; ``events``: ``(time, state, op, value)`` as in the engines.
+
+    Returns the states at ``t_save`` (n_save, n_states), the live clones at the end and the
+    extinction day of the clones founded before day 0 (NaN if never). ``init``: cells per
+    compartment at ``-burn_in``, in one clone, or with ``split`` as the engine's default draws
+    them (long-lived plasma cells in one clone, every other cell a clone of its own)."""
     tab = tables("sle_msc")
     comp = [int(s) for s in tab.sources[1:]]  # state index of each compartment
     frozen = np.isin(np.arange(m.N_STATES), comp)
@@ -45,11 +51,18 @@ def simulate_one(y0, p, t_save, *, omega, burn_in, dt, n_sub, rng, events=(), in
     cells = []  # [clone, compartment]
     founded = {}
     next_clone = 0
-    if init is not None:
+    if init is not None:  # cells per compartment: in one clone, or (split) as the engine
+        # draws its own: legacy compartments pooled in one clone, every other cell alone
+        legacy = tab.legacy if split else np.ones(len(comp), dtype=bool)
         for c, n in enumerate(init):
-            cells += [[0, c] for _ in range(int(n))]
+            cells += [[0 if legacy[c] else None, c] for _ in range(int(n))]
         founded[0] = -burn_in - 1.0
         next_clone = 1
+        for cell in cells:
+            if cell[0] is None:
+                cell[0] = next_clone
+                founded[next_clone] = -burn_in - 1.0
+                next_clone += 1
     y = np.array(y0, float)
     t = -burn_in
     out = np.full((len(t_save), m.N_STATES), np.nan)
@@ -71,10 +84,18 @@ def simulate_one(y0, p, t_save, *, omega, burn_in, dt, n_sub, rng, events=(), in
     while True:
         if t >= 0:
             while i_ev < len(events) and events[i_ev][0] <= t:
-                _, state, value = events[i_ev]  # scale a compartment (cells thinned)
-                c = comp.index(state)
-                cells = [cl for cl in cells if cl[1] != c or rng.random() < value]
-                y[state] = totals()[c] / omega
+                _, state, op, value = events[i_ev]
+                if state in comp:  # scale a compartment: each cell kept with probability v
+                    assert op == OP_SCALE
+                    c = comp.index(state)
+                    cells = [cl for cl in cells if cl[1] != c or rng.random() < value]
+                    y[state] = totals()[c] / omega
+                elif op == OP_ADD:
+                    y[state] += value
+                elif op == OP_SCALE:
+                    y[state] *= value
+                else:
+                    y[state] = value
                 i_ev += 1
             if np.isnan(extinction) and not pre_reseeding():
                 extinction = t

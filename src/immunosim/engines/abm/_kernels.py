@@ -270,14 +270,20 @@ def _step_clones(cnt, thr, founded, off, n_live, h, r, R, t_source, t_change, C,
         off[j] = 0.0
         big = False
         cells = 0
+        a0 = 0.0
         for c in range(C):
             n = cnt[j, c]
             if n > 0:
                 stats[ST_UPDATES] += 1
                 cells += n
+                a0 += R[c + 1] * n
             if n >= n_crit:
                 big = True
         stats[ST_CELL_STEPS] += cells
+        if not big and thr[j] > a0 * rem:  # quiet step: no firing, no random number
+            thr[j] -= a0 * rem
+            j += 1
+            continue
         if big:
             stats[ST_FIRINGS] += _tau_clone(cnt, j, rem, r, R, t_source, t_change, C, p_max, tot,
                                             x, st)
@@ -302,9 +308,50 @@ def _step_clones(cnt, thr, founded, off, n_live, h, r, R, t_source, t_change, C,
 
 
 @JIT
-def run_lane(model_id, sources, t_source, t_change, reseed, y0, p, omega, init, burn_in, t_save,
-             ev_time, ev_state, ev_op, ev_value, n_ev, dt, n_sub, n_crit, p_max, max_clones,
-             st, out_y, out_cl, stats):
+def _draw_initial(init_mean, legacy, C, cnt, thr, founded, off, n_live, tot, t_found, st):
+    """Append ``Poisson(init_mean[c])`` cells of each compartment: legacy compartments pooled in
+    one clone, every other cell a clone of its own. Returns the (possibly grown) clone arrays."""
+    n_new = np.zeros(C, dtype=np.int64)
+    singles = 0
+    for c in range(C):
+        if init_mean[c] > 0.0:
+            n_new[c] = rnd.poisson(st, init_mean[c])
+            if not legacy[c]:
+                singles += n_new[c]
+    need = n_live + 1 + singles
+    if need > cnt.shape[0]:
+        cnt = _grow(cnt, need)
+        thr = _grow(thr, need)
+        founded = _grow(founded, need)
+        off = _grow(off, need)
+    pooled = False
+    for c in range(C):
+        if legacy[c] and n_new[c] > 0:
+            cnt[n_live, c] = n_new[c]
+            tot[c] += n_new[c]
+            pooled = True
+    if pooled:
+        founded[n_live] = t_found
+        thr[n_live] = rnd.exponential(st)
+        n_live += 1
+    for c in range(C):
+        if legacy[c]:
+            continue
+        for _ in range(n_new[c]):
+            for c2 in range(C):
+                cnt[n_live, c2] = 0
+            cnt[n_live, c] = 1
+            tot[c] += 1
+            founded[n_live] = t_found
+            thr[n_live] = rnd.exponential(st)
+            n_live += 1
+    return n_live, cnt, thr, founded, off
+
+
+@JIT
+def run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega, init, init_mean,
+             burn_in, t_save, ev_time, ev_state, ev_op, ev_value, n_ev, dt, n_sub, n_crit, p_max,
+             max_clones, st, out_y, out_cl, stats):
     """Simulate one lane (patient x replicate) from ``-burn_in`` to ``t_save[-1]``.
 
     Parameters
@@ -320,8 +367,14 @@ def run_lane(model_id, sources, t_source, t_change, reseed, y0, p, omega, init, 
     p : (n_params,)
     omega : float
         System size: cells per model unit of the lineage states.
+    legacy : bool array, shape (C,)
+        Compartments whose initial cells are pooled into one legacy clone.
     init : int64 (n_init, C)
-        Clones present at ``-burn_in`` (cells per compartment).
+        Clones present at ``-burn_in`` (cells per compartment), besides those drawn from
+        ``init_mean``.
+    init_mean : (C,)
+        Mean initial cells per compartment: ``Poisson(init_mean[c])`` cells, those of legacy
+        compartments in one clone, every other cell a clone of its own.
     burn_in : float
         Days simulated before day 0 with the continuous states clamped.
     t_save : (n_save,) sorted, >= 0
@@ -379,6 +432,8 @@ def run_lane(model_id, sources, t_source, t_change, reseed, y0, p, omega, init, 
         founded[n_live] = -burn_in - 1.0
         thr[n_live] = rnd.exponential(st)
         n_live += 1
+    n_live, cnt, thr, founded, off = _draw_initial(init_mean, legacy, C, cnt, thr, founded, off,
+                                                   n_live, tot, -burn_in - 1.0, st)
     frozen = np.zeros(n, dtype=np.bool_)
     for c in range(C):
         frozen[sources[c + 1]] = True
@@ -479,12 +534,14 @@ def run_lane(model_id, sources, t_source, t_change, reseed, y0, p, omega, init, 
 
 
 @JIT_PARALLEL
-def run_batch(model_id, sources, t_source, t_change, reseed, y0, p, omega, init, burn_in, t_save,
+def run_batch(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega, init, init_mean,
+              burn_in, t_save,
               ev_time, ev_state, ev_op, ev_value, n_ev, dt, n_sub, n_crit, p_max, max_clones,
               rng, order, out_y, out_cl, out_ext, stats, status):
     """:func:`run_lane` over lanes in parallel: every per-lane array has the lane first
-    (``y0 (L, n)``, ``p (L, n_params)``, ``init (L, n_init, C)``, ``ev_* (L, E)``, ``n_ev (L,)``,
-    ``rng (L, 4)``, ``out_y (L, n_save, n)``, ``out_cl (L, n_save, 3)``, ``out_ext (L,)``,
+    (``y0 (L, n)``, ``p (L, n_params)``, ``init (L, n_init, C)``, ``init_mean (L, C)``,
+    ``ev_* (L, E)``, ``n_ev (L,)``, ``rng (L, 4)``, ``out_y (L, n_save, n)``,
+    ``out_cl (L, n_save, 3)``, ``out_ext (L,)``,
     ``stats (L, N_STATS)``, ``status (L,)``). Each lane reads and writes only its own rows.
 
     ``order (L,)`` is the order in which lanes are handed to the threads (static chunks):
@@ -492,9 +549,10 @@ def run_batch(model_id, sources, t_source, t_change, reseed, y0, p, omega, init,
     on it."""
     for i in prange(order.size):
         lane = order[i]
-        s, e = run_lane(model_id, sources, t_source, t_change, reseed, y0[lane], p[lane], omega,
-                        init[lane], burn_in, t_save, ev_time[lane], ev_state[lane], ev_op[lane],
-                        ev_value[lane], n_ev[lane], dt, n_sub, n_crit, p_max, max_clones,
+        s, e = run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0[lane], p[lane],
+                        omega, init[lane], init_mean[lane], burn_in, t_save, ev_time[lane],
+                        ev_state[lane], ev_op[lane], ev_value[lane], n_ev[lane], dt, n_sub,
+                        n_crit, p_max, max_clones,
                         rng[lane], out_y[lane], out_cl[lane], stats[lane])
         status[lane] = s
         out_ext[lane] = e

@@ -117,31 +117,6 @@ class ABMSolution:
         return [STATUS_MESSAGES.get(int(c), f"status {int(c)}") for c in self.status.ravel()]
 
 
-def initial_clones(model: str, y0: np.ndarray, system_size: float, rngs) -> np.ndarray:
-    """Clones present at the start of the burn-in, shape (P, n_init, C), int64 (zero-padded).
-
-    Each compartment starts with ``Poisson(system_size * y0)`` cells, so that the totals start
-    at the patient's equilibrium and the burn-in only has to build the clone structure: the
-    cells of the model's legacy compartments (``LineageTables.legacy``: long-lived plasma cells)
-    pooled into one legacy clone, every other cell a clone of its own (they die out or expand
-    during the burn-in). ``rngs``: one ``numpy.random.Generator`` per row.
-    """
-    tab = tables(model)
-    C = tab.n_compartments
-    y0 = np.atleast_2d(y0)
-    counts = np.zeros((y0.shape[0], C), dtype=np.int64)
-    for i, g in enumerate(rngs):
-        lam = system_size * np.maximum(y0[i, tab.sources[1:]], 0.0)
-        counts[i] = g.poisson(lam)
-    singles = np.where(tab.legacy, 0, counts).sum(axis=1)
-    init = np.zeros((y0.shape[0], 1 + int(singles.max(initial=0)), C), dtype=np.int64)
-    for i in range(y0.shape[0]):
-        init[i, 0] = np.where(tab.legacy, counts[i], 0)
-        comp = np.repeat(np.arange(C), np.where(tab.legacy, 0, counts[i]))
-        init[i, 1 + np.arange(comp.size), comp] = 1
-    return init
-
-
 def lane_keys(keys: np.ndarray, replicates: int) -> np.ndarray:
     """Spawn keys ``(ABM_STREAM, key, replicate)`` of every lane, shape (P * R, 3), by patient."""
     keys = np.asarray(keys, dtype=np.int64)
@@ -193,7 +168,11 @@ def simulate(
     model : str
         A model registered in ``engines/abm/_model.py``.
     init : ndarray of int, shape (P, n_init, C), optional
-        Clones present at the start of the burn-in (default: :func:`initial_clones`).
+        Clones present at the start of the burn-in. Default: each compartment starts with
+        ``Poisson(system_size * y0)`` cells drawn from the lane's stream, so that the totals
+        start at the patient's equilibrium and the burn-in only builds the clone structure: the
+        cells of the model's legacy compartments (``LineageTables.legacy``: long-lived plasma
+        cells) pooled into one clone, every other cell a clone of its own.
     threads : int, optional
         Threads for the parallel loop over lanes (results do not depend on it).
     """
@@ -221,13 +200,15 @@ def simulate(
         raise ValueError(f"events: {events.time.shape[0]} rows for {P} patients")
     lk = lane_keys(keys, R)
     states = seed_states(seed, lk)
+    L = P * R
+    C = tab.n_compartments
     if init is None:
-        gens = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(k) + (1,)))
-                for k in lk]
-        init = initial_clones(model, np.repeat(y0, R, axis=0), options.system_size, gens)
+        init = np.zeros((L, 0, C), dtype=np.int64)
+        init_mean = options.system_size * np.maximum(np.repeat(y0, R, axis=0)[:, tab.sources[1:]],
+                                                     0.0)
     else:
         init = np.repeat(np.asarray(init, dtype=np.int64), R, axis=0)
-    L = P * R
+        init_mean = np.zeros((L, C))
     n = tab.n_states
     out_y = np.empty((L, t_eval.size, n))
     out_cl = np.empty((L, t_eval.size, 3), dtype=np.int64)
@@ -237,9 +218,10 @@ def simulate(
     rep = np.repeat
     set_num_threads(threads)
     _kernels.run_batch(
-        MODEL_IDS[model], tab.sources, tab.t_source, tab.t_change, tab.reseed,
+        MODEL_IDS[model], tab.sources, tab.t_source, tab.t_change, tab.reseed, tab.legacy,
         rep(y0, R, axis=0), rep(params, R, axis=0), float(options.system_size),
-        np.ascontiguousarray(init), float(options.burn_in), t_eval,
+        np.ascontiguousarray(init), np.ascontiguousarray(init_mean), float(options.burn_in),
+        t_eval,
         rep(events.time, R, axis=0), rep(events.state, R, axis=0), rep(events.op, R, axis=0),
         rep(events.value, R, axis=0), rep(events.count, R), float(options.dt),
         int(options.substeps), int(options.n_crit), float(options.p_max),
