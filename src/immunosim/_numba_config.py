@@ -48,6 +48,7 @@ KERNEL_SOURCES = (
     "engines/ode/problems.py",
     "engines/ode/status.py",
     "engines/ode/tableaus.py",
+    "engines/abm/_random.py",
     "experiments/outcomes.py",
 )
 _PACKAGE = Path(__file__).resolve().parent

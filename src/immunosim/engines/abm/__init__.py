@@ -1,0 +1,1 @@
+"""Agent-based engine: per-lane random streams and (later) the agent kernels."""
