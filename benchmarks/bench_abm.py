@@ -233,7 +233,9 @@ def run(tier: str) -> dict:
     n_ref, n_small = cfg["ref_lanes"], cfg["small_lanes"]
     comp = tables("sle_msc").sources[1:]
     rng = np.random.default_rng(SEED)
-    kw = dict(omega=REF_OMEGA, burn_in=REF_BURN_IN, dt=ref_opts.dt, n_sub=ref_opts.substeps)
+    ref_nsub = ref_opts.substeps or int(S.auto_substeps("sle_msc", np.atleast_2d(y0),
+                                                         np.atleast_2d(p), ref_opts.dt)[0])
+    kw = dict(omega=REF_OMEGA, burn_in=REF_BURN_IN, dt=ref_opts.dt, n_sub=ref_nsub)
     t = time.perf_counter()
     simulate_one(y0, p, t_ref[:2], rng=rng, init=rng.poisson(REF_OMEGA * y0[comp]),
                  **{**kw, "burn_in": 1.0})

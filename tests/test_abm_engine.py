@@ -188,7 +188,7 @@ def test_kernel_matches_per_cell_reference(default_params, diseased_y0):
     init[0, 0, :] = np.round(omega * y0[[m.B_GC, m.B_MEM, m.PLASMABLAST, m.LLPC]])
     ev = [(10.0, m.B_GC, OP_SCALE, 0.5)]
     table = EventTable.from_lists([[(10.0, m.B_GC, OP_SCALE, 0.5)]])
-    opts = S.ABMOptions(system_size=omega, burn_in=burn, dt=0.5, n_crit=EXACT)
+    opts = S.ABMOptions(system_size=omega, burn_in=burn, dt=0.5, substeps=2, n_crit=EXACT)
     fast = S.simulate(y0, default_params, t, replicates=R, seed=2, init=init, events=table,
                       options=opts)
     rng = np.random.default_rng(8)

@@ -108,7 +108,7 @@ class EngineConfig(_Strict):
     replicates: Annotated[Int, Field(ge=1, le=100_000)] = 1
     system_size: Annotated[Float, Field(ge=1, le=1e9)] = 1e3
     dt: Annotated[Float, Field(gt=0, le=5)] = 0.5
-    substeps: Annotated[Int, Field(ge=1, le=1000)] = 2
+    substeps: Annotated[Int, Field(ge=0, le=1000)] = 0  # 0: per patient (engines/abm/solver)
     burn_in: Annotated[Float, Field(ge=0, le=1e4)] = 120.0
     exact_below: Annotated[Int, Field(ge=1)] = 20
     max_probability: Annotated[Float, Field(gt=0, le=1)] = 0.1

@@ -49,6 +49,9 @@ NONFINITE = 1
 TOO_MANY_CLONES = 2
 UNSUPPORTED_EVENT = 3
 
+#: A state that must stay non-negative and ends an RK4 step below this is a failed step.
+NEG_TOL = 1e-9
+
 # Per-lane counters in ``stats``.
 ST_UPDATES = 0  # clone-compartment updates (one live compartment of one clone, one step)
 ST_CELL_STEPS = 1  # cell-equivalent steps (cells present x steps)
@@ -88,6 +91,29 @@ def _continuous_step(model_id, t, y, p, h, n_sub, frozen, k1, k2, k3, k4, yt):
                 y[i] += hs / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
         t += hs
     return 0
+
+
+@JIT_NO_NRT
+def _continuous_safe(model_id, t, y, p, h, n_sub, frozen, nonneg, k1, k2, k3, k4, yt, ysave):
+    """:func:`_continuous_step`, redone with twice the substeps (up to 2**10 times more) while it
+    leaves a state that must stay non-negative below ``-NEG_TOL`` or not finite: the sign of
+    an RK4 step beyond its stability limit (a state far from the patient's equilibrium can make
+    immune-complex formation stiff). Returns a status."""
+    for i in range(y.size):
+        ysave[i] = y[i]
+    ns = n_sub
+    for _ in range(11):
+        _continuous_step(model_id, t, y, p, h, ns, frozen, k1, k2, k3, k4, yt)
+        good = True
+        for i in range(y.size):
+            if not np.isfinite(y[i]) or (nonneg[i] and y[i] < -NEG_TOL):
+                good = False
+        if good:
+            return OK
+        for i in range(y.size):
+            y[i] = ysave[i]
+        ns *= 2
+    return NONFINITE
 
 
 @JIT_NO_NRT
@@ -308,6 +334,25 @@ def _step_clones(cnt, thr, founded, off, n_live, h, r, R, t_source, t_change, C,
 
 
 @JIT
+def jacobian(model_id, y, p, J):
+    """Central-difference Jacobian ``J (n, n)`` of the model's right-hand side at ``y``."""
+    n = y.size
+    yp = y.copy()
+    fp = np.zeros(n)
+    fm = np.zeros(n)
+    for j in range(n):
+        h = 1e-7 * max(abs(y[j]), 1e-3)
+        yp[j] = y[j] + h
+        _model.rhs(model_id, 0.0, yp, p, fp)
+        yp[j] = y[j] - h
+        _model.rhs(model_id, 0.0, yp, p, fm)
+        yp[j] = y[j]
+        for i in range(n):
+            J[i, j] = (fp[i] - fm[i]) / (2.0 * h)
+    return 0
+
+
+@JIT
 def _draw_initial(init_mean, legacy, C, cnt, thr, founded, off, n_live, tot, t_found, st):
     """Append ``Poisson(init_mean[c])`` cells of each compartment: legacy compartments pooled in
     one clone, every other cell a clone of its own. Returns the (possibly grown) clone arrays."""
@@ -349,9 +394,10 @@ def _draw_initial(init_mean, legacy, C, cnt, thr, founded, off, n_live, tot, t_f
 
 
 @JIT
-def run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega, init, init_mean,
-             burn_in, t_save, ev_time, ev_state, ev_op, ev_value, n_ev, dt, n_sub, n_crit, p_max,
-             max_clones, st, out_y, out_cl, stats):
+def run_lane(model_id, sources, t_source, t_change, reseed, legacy, nonneg, y0, p, omega, init,
+             init_mean,
+             burn_in, t_save, ev_time, ev_state, ev_op, ev_value, n_ev, dt, n_sub, n_crit,
+             p_max, max_clones, st, out_y, out_cl, stats):
     """Simulate one lane (patient x replicate) from ``-burn_in`` to ``t_save[-1]``.
 
     Parameters
@@ -369,6 +415,8 @@ def run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega
         System size: cells per model unit of the lineage states.
     legacy : bool array, shape (C,)
         Compartments whose initial cells are pooled into one legacy clone.
+    nonneg : bool array, shape (n_states,)
+        States that must stay non-negative (a step leaving one negative is redone finer).
     init : int64 (n_init, C)
         Clones present at ``-burn_in`` (cells per compartment), besides those drawn from
         ``init_mean``.
@@ -446,6 +494,7 @@ def run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega
     k3 = np.zeros(n)
     k4 = np.zeros(n)
     yt = np.zeros(n)
+    ysave = np.zeros(n)
     n_save = t_save.size
     t = -burn_in
     i_save = 0
@@ -491,7 +540,10 @@ def run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega
             src_level = y0[sources[0]] if burning else y[sources[0]]
         # 2. continuous states
         if not burning:
-            _continuous_step(model_id, t, y, p, h, n_sub, frozen, k1, k2, k3, k4, yt)
+            status = _continuous_safe(model_id, t, y, p, h, n_sub, frozen, nonneg, k1, k2, k3,
+                                      k4, yt, ysave)
+            if status != OK:
+                break
         # 3. new clones
         for k in range(K):
             if t_source[k] == 0 and sources[0] >= 0 and r[k] > 0.0:
@@ -534,13 +586,14 @@ def run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega
 
 
 @JIT_PARALLEL
-def run_batch(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omega, init, init_mean,
+def run_batch(model_id, sources, t_source, t_change, reseed, legacy, nonneg, y0, p, omega, init,
+              init_mean,
               burn_in, t_save,
               ev_time, ev_state, ev_op, ev_value, n_ev, dt, n_sub, n_crit, p_max, max_clones,
               rng, order, out_y, out_cl, out_ext, stats, status):
     """:func:`run_lane` over lanes in parallel: every per-lane array has the lane first
     (``y0 (L, n)``, ``p (L, n_params)``, ``init (L, n_init, C)``, ``init_mean (L, C)``,
-    ``ev_* (L, E)``, ``n_ev (L,)``, ``rng (L, 4)``, ``out_y (L, n_save, n)``,
+    ``ev_* (L, E)``, ``n_ev (L,)``, ``n_sub (L,)``, ``rng (L, 4)``, ``out_y (L, n_save, n)``,
     ``out_cl (L, n_save, 3)``, ``out_ext (L,)``,
     ``stats (L, N_STATS)``, ``status (L,)``). Each lane reads and writes only its own rows.
 
@@ -549,9 +602,10 @@ def run_batch(model_id, sources, t_source, t_change, reseed, legacy, y0, p, omeg
     on it."""
     for i in prange(order.size):
         lane = order[i]
-        s, e = run_lane(model_id, sources, t_source, t_change, reseed, legacy, y0[lane], p[lane],
+        s, e = run_lane(model_id, sources, t_source, t_change, reseed, legacy, nonneg, y0[lane],
+                        p[lane],
                         omega, init[lane], init_mean[lane], burn_in, t_save, ev_time[lane],
-                        ev_state[lane], ev_op[lane], ev_value[lane], n_ev[lane], dt, n_sub,
+                        ev_state[lane], ev_op[lane], ev_value[lane], n_ev[lane], dt, n_sub[lane],
                         n_crit, p_max, max_clones,
                         rng[lane], out_y[lane], out_cl[lane], stats[lane])
         status[lane] = s

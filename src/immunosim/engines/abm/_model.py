@@ -44,7 +44,9 @@ class LineageTables:
     n_states : int
     legacy : ndarray of bool, shape (C,)
         Compartments whose equilibrium cells start in one pooled legacy clone (see
-        ``sle_msc.LINEAGE_LEGACY``); the others start empty and fill during the burn-in.
+        ``sle_msc.LINEAGE_LEGACY``); every other initial cell is a clone of its own.
+    nonneg : ndarray of bool, shape (n_states,)
+        States that must stay non-negative (``State.nonnegative``).
     """
 
     sources: np.ndarray
@@ -52,6 +54,7 @@ class LineageTables:
     t_change: np.ndarray
     n_states: int
     legacy: np.ndarray
+    nonneg: np.ndarray
 
     @property
     def reseed(self) -> np.ndarray:
@@ -76,10 +79,12 @@ def tables(model: str) -> LineageTables:
         t_source = np.asarray(sle_msc.TRANSITION_SOURCE, dtype=np.int64)
         t_change = np.asarray(sle_msc.TRANSITION_CHANGE, dtype=np.int64)
         legacy = np.isin(src[1:], sle_msc.LINEAGE_LEGACY)
-        return LineageTables(src, t_source, t_change, sle_msc.N_STATES, legacy)
+        nonneg = np.array([st.nonnegative for st in sle_msc.STATES])
+        return LineageTables(src, t_source, t_change, sle_msc.N_STATES, legacy, nonneg)
     if model == "test:birth_death":
         return LineageTables(np.array([-1, 0]), np.array([1, 1]),
-                             np.array([[0, 1], [0, -1]]), 1, np.zeros(1, dtype=bool))
+                             np.array([[0, 1], [0, -1]]), 1, np.zeros(1, dtype=bool),
+                             np.ones(1, dtype=bool))
     raise ValueError(f"model: unknown model {model!r}; expected one of {', '.join(MODEL_IDS)}")
 
 

@@ -28,7 +28,8 @@ ABM_STREAM = 7
 
 STATUS_MESSAGES = {
     _kernels.OK: "success",
-    _kernels.NONFINITE: "a continuous state became NaN or infinite",
+    _kernels.NONFINITE: "a continuous state became NaN, infinite or negative (RK4 unstable even "
+                        "with 1024 times the substeps)",
     _kernels.TOO_MANY_CLONES: "more live clones than max_clones",
     _kernels.UNSUPPORTED_EVENT: "an event adds to or sets a discrete compartment (only scaling "
                                 "by a factor in [0, 1] or setting to 0 is defined for cells)",
@@ -50,7 +51,10 @@ class ABMOptions:
     dt : float
         Coupling step (d): rates are frozen and the continuous states advanced over it.
     substeps : int
-        RK4 substeps of the continuous states per coupling step.
+        RK4 substeps of the continuous states per coupling step; 0 (default): per patient, the
+        fewest that keep ``|lambda| dt / substeps <= RK4_SAFE`` for the fastest eigenvalue of the
+        continuous states at the patient's starting state (:func:`auto_substeps`). Either way a
+        step that leaves a non-negative state negative is redone with twice the substeps.
     burn_in : float
         Days run before day 0 with the continuous states clamped at the patient's equilibrium,
         so that clones reach their stationary sizes.
@@ -64,7 +68,7 @@ class ABMOptions:
 
     system_size: float = 1e3
     dt: float = 0.5
-    substeps: int = 2
+    substeps: int = 0
     burn_in: float = 120.0
     n_crit: int = 20
     p_max: float = 0.1
@@ -74,7 +78,7 @@ class ABMOptions:
         checks = {
             "system_size": (self.system_size, 1.0, 1e9),
             "dt": (self.dt, 1e-4, 5.0),
-            "substeps": (self.substeps, 1, 1000),
+            "substeps": (self.substeps, 0, 1000),
             "burn_in": (self.burn_in, 0.0, 1e4),
             "n_crit": (self.n_crit, 1, 2**62),
             "p_max": (self.p_max, 1e-3, 1.0),
@@ -123,6 +127,28 @@ def lane_keys(keys: np.ndarray, replicates: int) -> np.ndarray:
     k = np.repeat(keys, replicates)
     r = np.tile(np.arange(replicates, dtype=np.int64), keys.size)
     return np.stack([np.full(k.size, ABM_STREAM), k, r], axis=1)
+
+
+#: Largest |lambda| h per RK4 substep chosen by :func:`auto_substeps` (RK4's stability limit on
+#: the real axis is 2.79, on the imaginary axis 2.83).
+RK4_SAFE = 2.0
+
+
+def auto_substeps(model: str, y0: np.ndarray, params: np.ndarray, dt: float) -> np.ndarray:
+    """RK4 substeps per coupling step for each patient, shape (P,): the fewest with
+    ``|lambda_max| dt / substeps <= RK4_SAFE``, ``lambda_max`` the largest eigenvalue modulus of
+    the Jacobian of the continuous states (lineage rows and columns removed) at ``y0``."""
+    tab = tables(model)
+    cont = np.setdiff1d(np.arange(tab.n_states), tab.sources[1:])
+    out = np.ones(y0.shape[0], dtype=np.int64)
+    if cont.size == 0:
+        return out
+    J = np.empty((tab.n_states, tab.n_states))
+    for i in range(y0.shape[0]):
+        _kernels.jacobian(MODEL_IDS[model], y0[i], params[i], J)
+        lam = np.abs(np.linalg.eigvals(J[np.ix_(cont, cont)])).max()
+        out[i] = max(1, int(np.ceil(lam * dt / RK4_SAFE))) if np.isfinite(lam) else 64
+    return out
 
 
 def _interleave(P: int, R: int) -> np.ndarray:
@@ -202,6 +228,8 @@ def simulate(
     states = seed_states(seed, lk)
     L = P * R
     C = tab.n_compartments
+    n_sub = (auto_substeps(model, y0, params, options.dt) if options.substeps == 0
+             else np.full(P, options.substeps, dtype=np.int64))
     if init is None:
         init = np.zeros((L, 0, C), dtype=np.int64)
         init_mean = options.system_size * np.maximum(np.repeat(y0, R, axis=0)[:, tab.sources[1:]],
@@ -219,12 +247,13 @@ def simulate(
     set_num_threads(threads)
     _kernels.run_batch(
         MODEL_IDS[model], tab.sources, tab.t_source, tab.t_change, tab.reseed, tab.legacy,
+        tab.nonneg,
         rep(y0, R, axis=0), rep(params, R, axis=0), float(options.system_size),
         np.ascontiguousarray(init), np.ascontiguousarray(init_mean), float(options.burn_in),
         t_eval,
         rep(events.time, R, axis=0), rep(events.state, R, axis=0), rep(events.op, R, axis=0),
         rep(events.value, R, axis=0), rep(events.count, R), float(options.dt),
-        int(options.substeps), int(options.n_crit), float(options.p_max),
+        rep(n_sub, R), int(options.n_crit), float(options.p_max),
         int(options.max_clones), states, _interleave(P, R), out_y, out_cl, out_ext, stats,
         status)
     return ABMSolution(t_eval, out_y.reshape(P, R, t_eval.size, n),
