@@ -220,3 +220,12 @@ def test_bad_input_is_refused(default_params, diseased_y0):
                      options=S.ABMOptions(system_size=50, burn_in=1))
     assert sol.status[0, 0] != 0 and "discrete" in sol.messages()[0]
     assert np.isnan(sol.y[0, 0, -1]).all()
+
+
+def test_docs_list_every_transition():
+    # docs/abm.md's table of transitions must follow the model's declaration.
+    from .conftest import ROOT
+
+    text = (ROOT / "docs" / "abm.md").read_text()
+    for t in m.TRANSITIONS:
+        assert f"`{t.name}`" in text, t.name

@@ -97,7 +97,7 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, x: str | None = None,
             note = grid.attrs["note"]
             title = (f"{long}\n{n_pat} patients x {n_rep} replicates; below: 95% interval "
                      f"({grid.attrs['interval']})" + (f"; {note}" if note else ""))
-            fig = draw_map(grid, ds, title)
+            fig = draw_map(grid, ds, title, unit="Runs")
             caption = (f"{long} over {axis_info(ds, grid.dims[-2])[0]} x "
                        f"{axis_info(ds, grid.dims[-1])[0]}: the mean over {n_pat} patients of "
                        f"each patient's share of {n_rep} stochastic replicates, with its 95% "

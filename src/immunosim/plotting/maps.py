@@ -140,7 +140,7 @@ def _reduce_rest(ds: xr.Dataset, prob: xr.DataArray, mapped: list[str], select: 
     return prob, notes
 
 
-def draw_map(grid: xr.DataArray, ds: xr.Dataset, title: str = ""):
+def draw_map(grid: xr.DataArray, ds: xr.Dataset, title: str = "", unit: str = "Patients"):
     """Heatmap panels of :func:`map_grid` with cell percentages and the 50% contour."""
     facet = grid.dims[0] if grid.ndim == 3 else None
     y, x = grid.dims[-2:]
@@ -172,7 +172,7 @@ def draw_map(grid: xr.DataArray, ds: xr.Dataset, title: str = ""):
         if facet:
             ax.set_title(fmt_with_unit(ds, facet, grid[facet].values[k]), fontsize=FONT_SIZE)
     cb = fig.colorbar(mesh, ax=list(axs), shrink=0.9, format=PercentFormatter(1.0))
-    cb.set_label("Patients (%)", fontsize=FONT_SIZE)
+    cb.set_label(f"{unit} (%)", fontsize=FONT_SIZE)
     cb.ax.tick_params(labelsize=FONT_SIZE - 1)
     fig.legend([Line2D([], [], color=OKABE_ITO["vermillion"], ls="--", lw=2)],
                [f"{100 * CONTOUR_LEVEL:.0f}% contour" + ("" if contour_drawn else
