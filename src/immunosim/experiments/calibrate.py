@@ -62,8 +62,8 @@ class CalibrationSettings(_Strict):
     """``[calibration]`` of a calibration config (see ``configs/calibrate.toml``)."""
 
     targets: str = "default"
-    #: Engine simulating the cloud. Only "ode" exists today; "abm" (stochastic, issue 13) will
-    #: plug into :func:`experiments.cloud.simulate_cloud` through the same per-patient features.
+    #: Engine simulating the cloud: "ode". The agent-based engine is refused: the importance
+    #: reweighting needs one deterministic outcome per virtual patient.
     engine: Literal["ode", "abm"] = "ode"
     arms: list[str] | None = None  # default: every arm the fitted targets name
     fit: dict[str, FitParameter]
@@ -148,8 +148,10 @@ def check_problem(p: Problem) -> Problem:
     s, cfg = p.settings, p.config
     scen = list(cfg.scenarios)
     if s.engine != "ode":
-        raise ConfigError(f"calibration.engine: {s.engine!r} is not available yet; the "
-                          "agent-based engine is not built (use \"ode\")")
+        raise ConfigError(f"calibration.engine: {s.engine!r} is not supported for calibration: "
+                          "importance reweighting needs one deterministic outcome per virtual "
+                          "patient (use \"ode\"; run the calibrated cohort on the agent-based "
+                          "engine with [engine] kind = \"abm\" in a sweep)")
     sizes = [(f"cloud_sizes[{i}]", n) for i, n in enumerate(s.cloud_sizes)]
     for key, n in sizes + [("refresh_size", s.refresh_size or 1)]:
         if n & (n - 1):
