@@ -295,7 +295,9 @@ def test_plot_result_writes_every_figure_and_the_index(small_result, tmp_path):
         assert f"## {s}" in index
         assert f"[`{s}.png`]({s}.png)" in index
     assert index.count(f"- from: `{small_result}`") == len(stems)
-    assert "Skipped" not in index
+    # an ODE result: only the agent-based family is skipped, with its reason
+    skipped = index.split("## Skipped", 1)[1] if "## Skipped" in index else ""
+    assert skipped.count("\n- `") == 1 and "- `abm`: abm: needs an agent-based result" in skipped
     assert "day 183 is the landmark closest to 365" in index
     assert "No relapse-free curve (survival__relapse_free): no patient reached remission" in index
     again = plot_result(small_result, out, figures=["survival"], formats=["pdf"],
