@@ -137,3 +137,27 @@ def test_engine_config_errors(tmp_path):
     p.write_text('[engine]\nkind = "agent"\n')
     with pytest.raises(ConfigError, match="kind"):
         load_config(p)
+
+
+def test_interval_when_every_patient_has_the_same_share():
+    # All runs without remission: the cluster interval would be [0, 0]; Clopper-Pearson over the
+    # 3 x 8 pooled runs is [0, 0.142] instead. Mutation caught: a zero-width interval.
+    dims = ("patient", "replicate")
+    z = np.zeros((3, 8), dtype=bool)
+    ds = xr.Dataset({"status": (dims, np.zeros((3, 8), dtype=np.int64)),
+                     "remission": (dims, z), "relapse": (dims, z)})
+    pr = outcome_probabilities(ds)
+    assert float(pr.p_remission) == 0.0
+    lo, hi = clopper_pearson(np.array([0]), np.array([24]))
+    assert float(pr.p_remission_low) == 0.0
+    np.testing.assert_allclose(float(pr.p_remission_high), hi[0])
+    # shares that vary: the cluster-robust normal interval
+    rem = np.zeros((3, 8), dtype=bool)
+    rem[0, :4] = True
+    rem[1, :2] = True
+    ds["remission"] = (dims, rem)
+    pr = outcome_probabilities(ds)
+    shares = np.array([0.5, 0.25, 0.0])
+    se = shares.std(ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose(float(pr.p_remission_high), shares.mean() + 1.959964 * se,
+                               rtol=1e-6)

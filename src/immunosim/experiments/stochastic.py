@@ -14,7 +14,8 @@ same whatever the number of failed runs). The 95% interval depends on the design
 * one patient: Clopper-Pearson over the replicates (exact binomial);
 * several patients: the cluster-robust normal interval, ``mean +- 1.96 sd(patient shares) /
   sqrt(n_patients)`` clipped to [0, 1] (replicates of a patient share its parameters, so they
-  are not independent draws from the cohort).
+  are not independent draws from the cohort); where every patient has the same share (all 0 or
+  all 1: the interval would have no width), Clopper-Pearson over all runs pooled.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ def outcome_probabilities(ds: xr.Dataset, level: float = 0.95) -> xr.Dataset:
             se = share.std("patient", ddof=1, skipna=True) / np.sqrt(m)
             lo = (est - z * se).clip(0.0, 1.0)
             hi = (est + z * se).clip(0.0, 1.0)
+            # where the patients' shares do not vary (all 0 or all 1) the cluster interval has
+            # no width: use Clopper-Pearson over all runs pooled instead
+            flat = se == 0
+            cp_lo, cp_hi = clopper_pearson(k.sum("patient").values, n.sum("patient").values,
+                                           level)
+            lo = lo.where(~flat, cp_lo)
+            hi = hi.where(~flat, cp_hi)
         attrs = {"long_name": _LONG[name], "units": "1"}
         out[name] = est.assign_attrs(attrs)
         out[f"{name}_low"] = lo.assign_attrs({"long_name": f"{_LONG[name]}: lower "
@@ -102,7 +110,8 @@ def outcome_probabilities(ds: xr.Dataset, level: float = 0.95) -> xr.Dataset:
         {"long_name": "Successful runs (patients x replicates)"})
     res = xr.Dataset(out)
     res.attrs["interval"] = ("Clopper-Pearson over replicates" if n_pat == 1 else
-                             "cluster-robust normal over patients")
+                             "cluster-robust normal over patients; Clopper-Pearson over all "
+                             "runs where every patient's share is the same")
     return res
 
 
