@@ -197,12 +197,30 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
         res = _outcomes(p, sol.y, treated, ok, origin, death)
         res["status"] = np.where(ok, sol.status, NOT_DISEASED)
         res["nfev"] = sol.nfev
+    _mask_failed(res)
     out, a = [], 0
     for b in blocks:
         n = b.patients.stop - b.patients.start
         out.append({k: v[a:a + n] for k, v in res.items()})
         a += n
     return out
+
+
+#: Variables a failed run keeps: its status, its work and its clone counts (integers).
+_UNMASKED = {"status", "nfev"}
+
+
+def _mask_failed(res: dict[str, np.ndarray]) -> None:
+    """A run with ``status != 0`` carries no outcome (docs/outcomes.md): its values NaN, its
+    events False, whatever the engine left in its states before failing."""
+    bad = res["status"] != 0
+    if not bad.any():
+        return
+    for name, v in res.items():
+        if name in _UNMASKED or v.dtype.kind not in "fb":
+            continue
+        sel = bad.reshape(bad.shape + (1,) * (v.ndim - bad.ndim))
+        res[name] = np.where(sel, False if v.dtype.kind == "b" else np.nan, v)
 
 
 def _outcomes(p: Plan, y: np.ndarray, treated: np.ndarray, ok: np.ndarray, origin: np.ndarray,
