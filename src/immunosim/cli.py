@@ -14,6 +14,7 @@ import threading
 import warnings
 
 EXIT_USAGE = 2
+EXIT_OS_ERROR = 1  # the system refused (read-only location, full disk): not the input's fault
 EXIT_INTERRUPT = 130
 EXIT_TERM = 143
 
@@ -223,6 +224,10 @@ def _calibrate(args) -> None:
     out = Path(args.output) if args.output else p.path.parent / p.settings.output
     if not out.parent.exists():
         raise ConfigError(f"--output: directory '{out.parent}' does not exist")
+    import os
+
+    if not os.access(out.parent, os.W_OK):  # before hours of compute
+        raise ConfigError(f"--output: directory '{out.parent}' is not writable")
     if args.scheduler is None and args.dask_local is None:
         res = calibrate(p, threads=args.workers, verbose=not args.quiet)
     else:
@@ -358,6 +363,28 @@ def _main(args) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # read-only location, full disk, ...: one line, no traceback
+        print(_os_error_line(e, args), file=sys.stderr)
+        return EXIT_OS_ERROR
+
+
+def _os_error_line(e: OSError, args) -> str:
+    """``immunosim: error: PATH: cause`` for an OS error, naming ``--resume`` after a sweep."""
+    import errno
+    import os
+
+    path = e.filename or getattr(args, "output", None) or getattr(args, "config", "")
+    cause = e.strerror or os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "write elsewhere (-o)", errno.EACCES: "write elsewhere (-o)",
+            errno.EPERM: "write elsewhere (-o)"}.get(e.errno, "")
+    line = f"immunosim: error: {path}: {cause}"
+    if args.command == "sweep":
+        line += (f"; {hint + ', then ' if hint else ''}finished blocks are kept: continue with "
+                 f"`immunosim sweep {args.config} -o {args.output or '<output.path>'} --resume`")
+    elif hint:
+        line += f"; {hint}"
+    return " ".join(line.split())
 
 
 if __name__ == "__main__":
