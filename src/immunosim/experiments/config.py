@@ -38,7 +38,7 @@ else:  # pragma: no cover
 from ..engines.ode.tableaus import METHODS
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
-from ._config_types import Float, Fraction, Int, NonNeg, Pos, _Strict
+from ._config_types import Count, Float, Fraction, Int, NonNeg, Pos, _Strict
 from ._include import Included, IncludeError, resolve_cohort
 from .simulate import Scenario, SolverOptions
 from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
@@ -194,7 +194,7 @@ class MSCConfig(_Strict):
     amount: NonNeg
     time: NonNeg = 0.0
     interval: NonNeg = 0.0
-    count: Annotated[Int, Field(ge=1)] = 1
+    count: Count = 1
     source: Literal["bm", "uc"] = "bm"
 
     @model_validator(mode="after")
