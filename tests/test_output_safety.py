@@ -191,3 +191,21 @@ def test_calibrate_os_error_is_one_line(tmp_path, monkeypatch, capsys):
                  "--quiet"]) == 1
     line = _one_line(capsys.readouterr().err)
     assert str(out) in line and "No space left on device" in line
+
+
+def test_resume_refuses_another_package_version(small, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.zarr"
+    real = sw.ZarrWriter.write_data
+
+    def stop(self, b, data):
+        real(self, b, data)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sw.ZarrWriter, "write_data", stop)
+    assert main(["sweep", str(small), "-o", str(out), "--quiet"]) == 130
+    monkeypatch.setattr(sw.ZarrWriter, "write_data", real)
+    monkeypatch.setattr(sw, "__version__", "0.0.0-other")
+    capsys.readouterr()
+    assert main(["sweep", str(small), "-o", str(out), "--quiet", "--resume"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "immunosim_version" in line and "0.0.0-other" in line

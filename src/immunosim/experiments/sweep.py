@@ -477,6 +477,7 @@ class ZarrWriter:
             if old != digest:
                 raise SweepError(f"--resume: {self.work} was started from a different config "
                                  "(or is unreadable); remove it or run without --resume")
+            self._check_same_code()
             # Markers name blocks by index: they mean the same patients only with the same block
             # layout (the block size follows --chunk-size). Never mix two layouts.
             old_bs = self._stored_block_size()
@@ -500,6 +501,17 @@ class ZarrWriter:
         self._creating = self.out.with_name(self.out.name + ".partial-creating")
         self.vars = _variables(p)
         self._group = None
+
+    def _check_same_code(self) -> None:
+        """The unfinished store was written by this immunosim version and model: finished
+        blocks of another version would be mixed with new ones."""
+        attrs = result_attrs(self.work) or {}
+        for key, now in (("immunosim_version", __version__), ("model_digest", model_digest())):
+            if attrs.get(key) != now:
+                raise SweepError(f"--resume: {self.work} was written with {key} "
+                                 f"{attrs.get(key)!r}, this is {now!r}; finished blocks would "
+                                 "be mixed with another version's: remove it or run without "
+                                 "--resume")
 
     def _stored_block_size(self) -> int | None:
         """Patients per block of the existing ``OUT.partial`` store (its chunk along
