@@ -209,3 +209,29 @@ def test_resume_refuses_another_package_version(small, tmp_path, monkeypatch, ca
     assert main(["sweep", str(small), "-o", str(out), "--quiet", "--resume"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert "immunosim_version" in line and "0.0.0-other" in line
+
+
+def test_ctrl_c_during_start_up_is_one_line():
+    """``import immunosim.cli`` no longer loads Numba, xarray and pydantic (the package's names
+    are imported on first use), so a Ctrl-C while they load reaches the CLI's handler: one line,
+    exit 130, and no --resume offered when nothing was kept."""
+    import signal
+    import time
+
+    code = ("import sys, time; sys.argv = ['immunosim', 'validate', 'x.toml']; "
+            "import immunosim.cli as c; print('ready', flush=True); "
+            "sys.exit(c.main(['info']))")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout.readline().strip() == "ready"
+    mods = subprocess.run([sys.executable, "-c", "import sys, immunosim.cli; "
+                           "print(sorted(m for m in ('numba', 'xarray', 'pydantic') "
+                           "if m in sys.modules))"], capture_output=True, text=True)
+    assert mods.stdout.strip() == "[]", mods.stdout
+    time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    if p.returncode == 0:  # `info` finished before the signal: nothing to check
+        pytest.skip("the command ended before the signal")
+    assert p.returncode == 130 and _one_line(err) == "immunosim: interrupted"

@@ -2,12 +2,14 @@
 validation-report.
 
 Every expected error (bad config, bad path, missing variables) is one line on stderr and exit
-status 2, with no traceback. Config warnings (a likely unit slip) are one line each too.
+status 2, with no traceback; an error of the system (read-only location, full disk) is one line
+and exit status 1. Config warnings (a likely unit slip) are one line each too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -224,8 +226,6 @@ def _calibrate(args) -> None:
     out = Path(args.output) if args.output else p.path.parent / p.settings.output
     if not out.parent.exists():
         raise ConfigError(f"--output: directory '{out.parent}' does not exist")
-    import os
-
     if not os.access(out.parent, os.W_OK):  # before hours of compute
         raise ConfigError(f"--output: directory '{out.parent}' is not writable")
     if args.scheduler is None and args.dask_local is None:
@@ -266,7 +266,8 @@ def _sweep(args, cfg, out):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0, 2 for bad input, 130 Ctrl-C, 143 SIGTERM)."""
+    """Run the CLI; returns the exit status (0, 1 for an OS error, 2 for bad input, 130 Ctrl-C,
+    143 SIGTERM)."""
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -289,8 +290,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(what: str, args) -> str:
     if args is not None and getattr(args, "command", None) == "sweep":
+        out = args.output
+        if out is not None and not os.path.exists(out + ".partial"):
+            return f"immunosim: {what}; nothing was kept (interrupted before the first block)"
         return (f"immunosim: {what}; finished blocks are kept, continue with "
-                f"`immunosim sweep {args.config} -o {args.output or '<output.path>'} --resume`")
+                f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume`")
     return f"immunosim: {what}"
 
 
@@ -359,8 +363,6 @@ def _main(args) -> int:
         print("immunosim: error: " + " ".join(str(e).split()), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `immunosim info | head`
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # read-only location, full disk, ...: one line, no traceback
@@ -371,7 +373,6 @@ def _main(args) -> int:
 def _os_error_line(e: OSError, args) -> str:
     """``immunosim: error: PATH: cause`` for an OS error, naming ``--resume`` after a sweep."""
     import errno
-    import os
 
     path = e.filename or getattr(args, "output", None) or getattr(args, "config", "")
     cause = e.strerror or os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
@@ -379,9 +380,10 @@ def _os_error_line(e: OSError, args) -> str:
             errno.EROFS: "write elsewhere (-o)", errno.EACCES: "write elsewhere (-o)",
             errno.EPERM: "write elsewhere (-o)"}.get(e.errno, "")
     line = f"immunosim: error: {path}: {cause}"
-    if args.command == "sweep":
+    out = getattr(args, "output", None)
+    if args.command == "sweep" and (out is None or os.path.exists(out + ".partial")):
         line += (f"; {hint + ', then ' if hint else ''}finished blocks are kept: continue with "
-                 f"`immunosim sweep {args.config} -o {args.output or '<output.path>'} --resume`")
+                 f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume`")
     elif hint:
         line += f"; {hint}"
     return " ".join(line.split())
