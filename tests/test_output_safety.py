@@ -235,3 +235,28 @@ def test_ctrl_c_during_start_up_is_one_line():
     if p.returncode == 0:  # `info` finished before the signal: nothing to check
         pytest.skip("the command ended before the signal")
     assert p.returncode == 130 and _one_line(err) == "immunosim: interrupted"
+
+
+def test_kill_while_finishing_resumes_without_recomputing(small, tmp_path, monkeypatch,
+                                                          reference):
+    import zarr
+
+    out = tmp_path / "out.zarr"
+    real = zarr.consolidate_metadata
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    cfg = load_config(small)
+    monkeypatch.setattr(zarr, "consolidate_metadata", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sw.sweep(cfg, out, progress=False)
+    monkeypatch.setattr(zarr, "consolidate_metadata", real)
+    computed = []
+    real_batch = sw.compute_batch
+    monkeypatch.setattr(sw, "compute_batch",
+                        lambda p, blocks, **k: computed.extend(blocks) or real_batch(p, blocks, **k))
+    sw.sweep(cfg, out, resume=True, progress=False)
+    assert computed == []  # every block was done: only the finishing is repeated
+    _same(out, reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr", "small.toml"]

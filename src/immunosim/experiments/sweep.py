@@ -583,7 +583,8 @@ class ZarrWriter:
         missing = set(range(len(self.p.blocks))) - self.done()
         if missing:
             raise SweepError(f"internal: {len(missing)} blocks missing at the end of the sweep")
-        shutil.rmtree(self.markers)
+        # The markers go last (after the rename): a kill while finishing resumes with every block
+        # done and only finishes again.
         # Every run is computed: drop the fill value, which xarray would read as a mask (and
         # so turn status into floats); the finished result equals the in-memory one.
         meta = self.work / "status" / ".zarray"  # Zarr format 2 array metadata, local store
@@ -606,6 +607,7 @@ class ZarrWriter:
             refuse_foreign(self.out)  # appeared while we computed: never delete a user's data
             shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
         os.replace(tmp, self.out)
+        shutil.rmtree(self.markers, ignore_errors=True)
         self.lock.release()
         return self.out
 
