@@ -254,8 +254,12 @@ def test_kill_while_finishing_resumes_without_recomputing(small, tmp_path, monke
     monkeypatch.setattr(zarr, "consolidate_metadata", real)
     computed = []
     real_batch = sw.compute_batch
-    monkeypatch.setattr(sw, "compute_batch",
-                        lambda p, blocks, **k: computed.extend(blocks) or real_batch(p, blocks, **k))
+
+    def counted(p, blocks, **k):
+        computed.extend(blocks)
+        return real_batch(p, blocks, **k)
+
+    monkeypatch.setattr(sw, "compute_batch", counted)
     sw.sweep(cfg, out, resume=True, progress=False)
     assert computed == []  # every block was done: only the finishing is repeated
     _same(out, reference)
