@@ -264,3 +264,10 @@ def test_kill_while_finishing_resumes_without_recomputing(small, tmp_path, monke
     assert computed == []  # every block was done: only the finishing is repeated
     _same(out, reference)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr", "small.toml"]
+
+
+def test_an_empty_directory_is_not_refused(small, tmp_path, reference):
+    out = tmp_path / "out.zarr"
+    out.mkdir()  # made ready by the user: nothing in it to lose
+    sw.sweep(load_config(small), out, progress=False)
+    _same(out, reference)

@@ -646,6 +646,8 @@ def refuse_foreign(path: Path, what: str = "an immunosim result") -> None:
     """Raise a one-line :class:`SweepError` if something that is not an immunosim result sits at
     ``path`` (the sweep would replace it)."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return  # an empty directory holds nothing to lose
     if (path.exists() or path.is_symlink()) and not is_result(path):
         kind = "directory" if path.is_dir() else "file"
         raise SweepError(f"output: {path} is a {kind} that is not {what} (no immunosim "
