@@ -172,3 +172,17 @@ def test_step_budget_failure_is_masked():
     bad = ds.status == MAX_STEPS
     assert bad.any()
     assert not (ds.response & bad).any() and ds.time_to_response.where(bad).count() == 0
+
+
+def test_each_posterior_draw_is_checked_over_its_support():
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    d = tomllib.loads((ROOT / "configs" / "cohort_calibrated.toml").read_text())
+    data = {"cohort": d["cohort"], "scenarios": {"a": {}}}
+    j = data["cohort"]["posterior"]["parameters"].index("gc_emax_renal")
+    data["cohort"]["posterior"]["cv"][3][j] = 2.0
+    with pytest.raises(ConfigError, match=rf"^cohort\.posterior\.median\[3\]\[{j}\]: "
+                       r"gc_emax_renal under draw 3: 33\.3% of the draws"):
+        parse_config(data)

@@ -168,9 +168,10 @@ def _info() -> str:
              f"(default {DEFAULT_METHOD})", "", "states:"]
     for s in m.STATES:
         lines.append(f"  {s.name:<16} {s.unit:<14} {s.long_name}")
-    lines += ["", "parameters (name = default unit [range]; source):"]
+    lines += ["", "parameters (name = default unit [plausible range] (hard domain); source):"]
     for p in m.PARAMETERS:
-        lines.append(f"  {p.name} = {p.default:g} {p.unit} [{p.low:g}, {p.high:g}]; {p.source}")
+        lines.append(f"  {p.name} = {p.default:g} {p.unit} [{p.low:g}, {p.high:g}] "
+                     f"({p.domain_text}); {p.source}")
     return "\n".join(lines)
 
 

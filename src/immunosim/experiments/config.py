@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -101,8 +102,6 @@ MAX_OUT_OF_DOMAIN = 0.05
 def distribution_problem(name: str, d) -> tuple[str | None, float]:
     """Check a cohort distribution of ``name`` over the support it can produce: (error or None,
     share of its draws outside the hard domain)."""
-    from scipy import stats
-
     p = m.PARAMETERS[name]
     lo, hi, lo_open, hi_open = p.domain
     if d.distribution in ("uniform", "truncnormal"):
@@ -110,11 +109,17 @@ def distribution_problem(name: str, d) -> tuple[str | None, float]:
         if bad:
             return f"low/high: {bad}", 0.0
         return None, 0.0
-    if d.distribution == "lognormal":
-        dist = stats.lognorm(s=np.sqrt(np.log1p(d.cv**2)), scale=d.median)
+
+    def below(z: float) -> float:  # standard normal cdf
+        return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+    if d.distribution == "lognormal":  # support (0, inf): in log space a normal
+        s, mu = math.sqrt(math.log1p(d.cv**2)), math.log(d.median)
+        share = ((below((math.log(lo) - mu) / s) if lo > 0 else 0.0)
+                 + (below((mu - math.log(hi)) / s) if math.isfinite(hi) else 0.0))
     else:
-        dist = stats.norm(loc=d.mean, scale=d.sd)
-    share = float(dist.cdf(lo) + dist.sf(hi))
+        share = below((lo - d.mean) / d.sd) + (below((d.mean - hi) / d.sd)
+                                                if math.isfinite(hi) else 0.0)
     if share > MAX_OUT_OF_DOMAIN:
         kind = d.distribution
         fix = ("use truncnormal with low and high inside it" if kind == "normal"
@@ -536,6 +541,14 @@ class CohortConfig(_Strict):
                              "values per draw (one per cohort.correlations entry)")
         if post.correlation is not None:
             _matrix("posterior.correlation", post.correlation, n_corr, positive=False)
+        for j, name in enumerate(post.parameters):  # each draw's lognormal, over its support
+            d = self.parameters[name]
+            for k, (med, cv) in enumerate(zip((r[j] for r in post.median),
+                                              (r[j] for r in post.cv))):
+                bad, _ = distribution_problem(name, d.model_copy(update={"median": med,
+                                                                         "cv": cv}))
+                if bad:
+                    raise ValueError(f"posterior.median[{k}][{j}]: {name} under draw {k}: {bad}")
         if self.posterior_draws > post.n_draws:
             raise ValueError(f"posterior_draws: {self.posterior_draws} is more than the "
                              f"{post.n_draws} draws of cohort.posterior")
