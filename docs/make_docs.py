@@ -22,15 +22,19 @@ def parameters_markdown() -> str:
         "# sle_msc parameters",
         "",
         "Generated from `immunosim.model.sle_msc.PARAMETERS` by `docs/make_docs.py`; do not edit.",
-        "The range is the plausible range used by cohorts and random sweep designs. Sources marked",
-        "`assumed` give the reason; `LITERATURE.md` is the project's evidence digest.",
+        "The range is the plausible range used by cohorts and random sweep designs; a config value",
+        "outside it is allowed with a warning. The domain is the hard domain: what keeps the model",
+        "meaningful (half-lives > 0, maximal suppressions in [0, 1], ...); a config value outside",
+        "it (model or scenario parameters, sweep axis values, the support of a cohort distribution)",
+        "is refused. Sources marked `assumed` give the reason; `LITERATURE.md` is the project's",
+        "evidence digest.",
         "",
-        "| name | default | unit | range | meaning | source |",
-        "|---|---|---|---|---|---|",
+        "| name | default | unit | range | domain | meaning | source |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in m.PARAMETERS:
         lines.append(f"| `{p.name}` | {p.default:g} | {p.unit} | {p.low:g} - {p.high:g} | "
-                     f"{p.description} | {p.source} |")
+                     f"{p.domain_text} | {p.description} | {p.source} |")
     return "\n".join(lines) + "\n"
 
 

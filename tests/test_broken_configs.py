@@ -43,8 +43,11 @@ def test_subprocess():
     assert "Traceback" not in r.stderr and "latin1_comment.toml" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["cohort_size_bool", "msc_amount_nan", "deep_array", "utf16"])
-def test_sweep_writes_nothing(name, tmp_path, capsys):
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_sweep_refuses_and_writes_nothing(path, tmp_path, capsys):
     out = tmp_path / "out.zarr"
-    assert main(["sweep", str(HERE / f"{name}.toml"), "-o", str(out)]) == 2
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert main(["sweep", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and _expect(path) in err, err
+    assert list(tmp_path.iterdir()) == []

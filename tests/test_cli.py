@@ -18,7 +18,8 @@ def cli(*args, cwd=None):
 def test_info_lists_parameters_with_units_and_sources():
     r = cli("info")
     assert r.returncode == 0
-    assert "msc_half_life = 1 d [0.5, 2]; mice: Lee RH et al." in r.stdout
+    assert "msc_half_life = 1 d [0.5, 2] (> 0); mice: Lee RH et al." in r.stdout
+    assert "std_therapy = 0 1 [0, 0.9] ([0, 1)); assumed" in r.stdout
     assert "igg_half_life = 21 d" in r.stdout
 
 

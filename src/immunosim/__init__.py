@@ -13,10 +13,31 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .experiments.config import Config, ConfigError, load_config  # noqa: E402
-from .experiments.simulate import Scenario, SolverOptions, simulate  # noqa: E402
-from .experiments.sweep import sweep  # noqa: E402
-from .model.interventions import HSCT, MSCInfusion, StandardTherapy  # noqa: E402
+#: Public names and the modules that define them, imported on first use (PEP 562): ``import
+#: immunosim.cli`` stays light, so the CLI is inside its Ctrl-C handler (one line, exit 130)
+#: before Numba, xarray and pydantic load.
+_LAZY = {
+    "Config": "experiments.config", "ConfigError": "experiments.config",
+    "load_config": "experiments.config", "Scenario": "experiments.simulate",
+    "SolverOptions": "experiments.simulate", "simulate": "experiments.simulate",
+    "sweep": "experiments.sweep", "HSCT": "model.interventions",
+    "MSCInfusion": "model.interventions", "StandardTherapy": "model.interventions",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'immunosim' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "Config",

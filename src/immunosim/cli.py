@@ -2,18 +2,21 @@
 validation-report.
 
 Every expected error (bad config, bad path, missing variables) is one line on stderr and exit
-status 2, with no traceback. Config warnings (a likely unit slip) are one line each too.
+status 2, with no traceback; an error of the system (read-only location, full disk) is one line
+and exit status 1. Config warnings (a likely unit slip) are one line each too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 import warnings
 
 EXIT_USAGE = 2
+EXIT_OS_ERROR = 1  # the system refused (read-only location, full disk): not the input's fault
 EXIT_INTERRUPT = 130
 EXIT_TERM = 143
 
@@ -165,9 +168,10 @@ def _info() -> str:
              f"(default {DEFAULT_METHOD})", "", "states:"]
     for s in m.STATES:
         lines.append(f"  {s.name:<16} {s.unit:<14} {s.long_name}")
-    lines += ["", "parameters (name = default unit [range]; source):"]
+    lines += ["", "parameters (name = default unit [plausible range] (hard domain); source):"]
     for p in m.PARAMETERS:
-        lines.append(f"  {p.name} = {p.default:g} {p.unit} [{p.low:g}, {p.high:g}]; {p.source}")
+        lines.append(f"  {p.name} = {p.default:g} {p.unit} [{p.low:g}, {p.high:g}] "
+                     f"({p.domain_text}); {p.source}")
     return "\n".join(lines)
 
 
@@ -223,6 +227,8 @@ def _calibrate(args) -> None:
     out = Path(args.output) if args.output else p.path.parent / p.settings.output
     if not out.parent.exists():
         raise ConfigError(f"--output: directory '{out.parent}' does not exist")
+    if not os.access(out.parent, os.W_OK):  # before hours of compute
+        raise ConfigError(f"--output: directory '{out.parent}' is not writable")
     if args.scheduler is None and args.dask_local is None:
         res = calibrate(p, threads=args.workers, verbose=not args.quiet)
     else:
@@ -261,7 +267,8 @@ def _sweep(args, cfg, out):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0, 2 for bad input, 130 Ctrl-C, 143 SIGTERM)."""
+    """Run the CLI; returns the exit status (0, 1 for an OS error, 2 for bad input, 130 Ctrl-C,
+    143 SIGTERM)."""
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -284,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(what: str, args) -> str:
     if args is not None and getattr(args, "command", None) == "sweep":
+        out = args.output
+        if out is not None and not os.path.exists(out + ".partial"):
+            return f"immunosim: {what}; nothing was kept (interrupted before the first block)"
         return (f"immunosim: {what}; finished blocks are kept, continue with "
-                f"`immunosim sweep {args.config} -o {args.output or '<output.path>'} --resume`")
+                f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume`")
     return f"immunosim: {what}"
 
 
@@ -354,10 +364,30 @@ def _main(args) -> int:
         print("immunosim: error: " + " ".join(str(e).split()), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `immunosim info | head`
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # read-only location, full disk, ...: one line, no traceback
+        print(_os_error_line(e, args), file=sys.stderr)
+        return EXIT_OS_ERROR
+
+
+def _os_error_line(e: OSError, args) -> str:
+    """``immunosim: error: PATH: cause`` for an OS error, naming ``--resume`` after a sweep."""
+    import errno
+
+    path = e.filename or getattr(args, "output", None) or getattr(args, "config", "")
+    cause = e.strerror or os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "write elsewhere (-o)", errno.EACCES: "write elsewhere (-o)",
+            errno.EPERM: "write elsewhere (-o)"}.get(e.errno, "")
+    line = f"immunosim: error: {path}: {cause}"
+    out = getattr(args, "output", None)
+    if args.command == "sweep" and (out is None or os.path.exists(out + ".partial")):
+        line += (f"; {hint + ', then ' if hint else ''}finished blocks are kept: continue with "
+                 f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume`")
+    elif hint:
+        line += f"; {hint}"
+    return " ".join(line.split())
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@ Pos = Annotated[Float, Field(gt=0)]
 NonNeg = Annotated[Float, Field(ge=0)]
 Fraction = Annotated[Float, Field(ge=0, le=1)]
 
+#: Most doses one record may give (a dose list is built while validating: 5e16 doses would be
+#: a MemoryError naming no key; 1000 is daily dosing for almost three years).
+MAX_DOSES = 1000
+Count = Annotated[Int, Field(ge=1, le=MAX_DOSES)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)

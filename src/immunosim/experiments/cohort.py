@@ -163,7 +163,7 @@ def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) ->
             for row, i in enumerate(pending):
                 u = stats.norm.cdf(chol @ rngs[i].standard_normal(len(names)))
                 draws[row, idx] = [d.ppf(x) for d, x in zip(dists, u)]
-        valid = np.all(np.isfinite(draws) & (draws >= 0), axis=1)
+        valid = m.PARAMETERS.in_domain(draws)  # outside a hard domain: redrawn
         ys, ok = diseased_states(np.where(valid[:, None], draws, base[None, :]))
         ok &= valid
         done = pending[ok]

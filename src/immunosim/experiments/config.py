@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -38,7 +39,7 @@ else:  # pragma: no cover
 from ..engines.ode.tableaus import METHODS
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
-from ._config_types import Float, Fraction, Int, NonNeg, Pos, _Strict
+from ._config_types import Count, Float, Fraction, Int, NonNeg, Pos, _Strict
 from ._include import Included, IncludeError, resolve_cohort
 from .simulate import Scenario, SolverOptions
 from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
@@ -63,10 +64,69 @@ def _check_parameters(v: dict[str, Float]) -> dict[str, Float]:
     for name, value in v.items():
         if name not in m.PARAMETERS:
             raise ValueError(m.PARAMETERS.unknown_message(name))
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} = {value!r}: expected a finite value >= 0 "
-                             f"({m.PARAMETERS[name].unit})")
+        bad = domain_problem(name, [value])
+        if bad:
+            raise ValueError(f"{name}: {bad}")
     return v
+
+
+def domain_problem(name: str, values, what: str = "") -> str | None:
+    """Why ``values`` of model parameter ``name`` leave its hard domain (None if they do not):
+    ``0 is invalid: expected > 0 (d, the hard domain of msc_half_life)``."""
+    p = m.PARAMETERS[name]
+    vals = np.atleast_1d(np.asarray(values, dtype=float))
+    out = vals[~p.in_domain(vals)]
+    if out.size == 0:
+        return None
+    unit = "" if p.unit == "1" else f"{p.unit}, "
+    return (f"{what}{out[0]:g} is invalid: expected {p.domain_text} ({unit}the hard domain "
+            f"of {name}; plausible {p.low:g} to {p.high:g})")
+
+
+def _warn_implausible(key: str, name: str, values) -> None:
+    """ConfigWarning when a value is inside the hard domain but outside the plausible range."""
+    p = m.PARAMETERS[name]
+    vals = np.atleast_1d(np.asarray(values, dtype=float))
+    out = vals[~p.plausible(vals)]
+    if out.size:
+        warnings.warn(f"{key}: {out[0]:g} is outside the plausible range of {name} "
+                      f"({p.low:g} to {p.high:g} {p.unit}); allowed, but check it",
+                      ConfigWarning, stacklevel=3)
+
+
+#: A cohort distribution may put at most this share of its draws outside the hard domain
+#: (those draws are redrawn, like a patient without a diseased state; more would distort it).
+MAX_OUT_OF_DOMAIN = 0.05
+
+
+def distribution_problem(name: str, d) -> tuple[str | None, float]:
+    """Check a cohort distribution of ``name`` over the support it can produce: (error or None,
+    share of its draws outside the hard domain)."""
+    p = m.PARAMETERS[name]
+    lo, hi, lo_open, hi_open = p.domain
+    if d.distribution in ("uniform", "truncnormal"):
+        bad = domain_problem(name, [d.low, d.high])
+        if bad:
+            return f"low/high: {bad}", 0.0
+        return None, 0.0
+
+    def below(z: float) -> float:  # standard normal cdf
+        return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+    if d.distribution == "lognormal":  # support (0, inf): in log space a normal
+        s, mu = math.sqrt(math.log1p(d.cv**2)), math.log(d.median)
+        share = ((below((math.log(lo) - mu) / s) if lo > 0 else 0.0)
+                 + (below((mu - math.log(hi)) / s) if math.isfinite(hi) else 0.0))
+    else:
+        share = below((lo - d.mean) / d.sd) + (below((d.mean - hi) / d.sd)
+                                                if math.isfinite(hi) else 0.0)
+    if share > MAX_OUT_OF_DOMAIN:
+        kind = d.distribution
+        fix = ("use truncnormal with low and high inside it" if kind == "normal"
+               else "use uniform or truncnormal inside it, or a smaller median/cv")
+        return (f"{100 * share:.3g}% of the draws of this {kind} fall outside the hard domain "
+                f"of {name} ({p.domain_text}); {fix}"), share
+    return None, share
 
 
 class ModelConfig(_Strict):
@@ -139,7 +199,7 @@ class MSCConfig(_Strict):
     amount: NonNeg
     time: NonNeg = 0.0
     interval: NonNeg = 0.0
-    count: Annotated[Int, Field(ge=1)] = 1
+    count: Count = 1
     source: Literal["bm", "uc"] = "bm"
 
     @model_validator(mode="after")
@@ -444,6 +504,10 @@ class CohortConfig(_Strict):
         for name in v:
             if name not in m.PARAMETERS:
                 raise ValueError(m.PARAMETERS.unknown_message(name))
+        for name, d in v.items():
+            bad, _ = distribution_problem(name, d)
+            if bad:
+                raise ValueError(f"{name}: {bad}")
         return v
 
     @model_validator(mode="after")
@@ -477,6 +541,14 @@ class CohortConfig(_Strict):
                              "values per draw (one per cohort.correlations entry)")
         if post.correlation is not None:
             _matrix("posterior.correlation", post.correlation, n_corr, positive=False)
+        for j, name in enumerate(post.parameters):  # each draw's lognormal, over its support
+            d = self.parameters[name]
+            for k, (med, cv) in enumerate(zip((r[j] for r in post.median),
+                                              (r[j] for r in post.cv))):
+                bad, _ = distribution_problem(name, d.model_copy(update={"median": med,
+                                                                         "cv": cv}))
+                if bad:
+                    raise ValueError(f"posterior.median[{k}][{j}]: {name} under draw {k}: {bad}")
         if self.posterior_draws > post.n_draws:
             raise ValueError(f"posterior_draws: {self.posterior_draws} is more than the "
                              f"{post.n_draws} draws of cohort.posterior")
@@ -599,7 +671,6 @@ class Config(_Strict):
             vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
             self._check_axis_values(aname, ax, vals)
         self._check_schedules()
-        self._warn_suspicious()
         fu = self.outcomes.follow_up
         if fu is not None and fu > self.horizon:
             raise ValueError(f"outcomes.follow_up: {fu:g} is longer than the horizon "
@@ -617,6 +688,7 @@ class Config(_Strict):
                 raise ValueError(f"outcomes.landmarks: {v:g} is after {what} ({end:g} d)")
         if sorted(self.outcomes.landmarks) != list(self.outcomes.landmarks):
             raise ValueError(f"outcomes.landmarks: {self.outcomes.landmarks!r} must be increasing")
+        self._warn_suspicious()  # last: a refused config prints its error alone
         return self
 
     def axis_scenarios(self, ax: AxisConfig) -> list[str]:
@@ -647,6 +719,7 @@ class Config(_Strict):
 
     def _warn_suspicious(self) -> None:
         """Warn (not refuse) about values that are allowed but likely a unit slip."""
+        self._warn_implausible_parameters()
         for name, sc in self.scenarios.items():
             for i, r in enumerate(sc.msc_list()):
                 if 0 < r.amount < 1e3:
@@ -658,13 +731,39 @@ class Config(_Strict):
                     warnings.warn(f"scenarios.{name}.therapy.{i}.{field}: {msg}", ConfigWarning,
                                   stacklevel=2)
 
+    def _warn_implausible_parameters(self) -> None:
+        """A ConfigWarning per model parameter set outside its plausible range (``low`` to
+        ``high`` of the parameter table): model and scenario overrides, axis values, the
+        centre of cohort distributions."""
+        for name, v in self.model.parameters.items():
+            _warn_implausible(f"model.parameters.{name}", name, v)
+        for sname, sc in self.scenarios.items():
+            for name, v in sc.parameters.items():
+                _warn_implausible(f"scenarios.{sname}.parameters.{name}", name, v)
+        for aname, ax in self.sweep.axes.items():
+            head, _, field = ax.target.partition(".")
+            if head == "parameters":
+                vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
+                _warn_implausible(f"sweep.axes.{aname}", field, vals)
+        for name, d in self.cohort.parameters.items():
+            centre = {"lognormal": d.median, "normal": d.mean,
+                      "truncnormal": d.mean}.get(d.distribution)
+            vals = [centre] if centre is not None else [d.low, d.high]
+            _warn_implausible(f"cohort.parameters.{name}", name, vals)
+            share = distribution_problem(name, d)[1]
+            if share > 1e-6:
+                warnings.warn(f"cohort.parameters.{name}: {100 * share:.2g}% of the draws fall "
+                              f"outside the hard domain ({m.PARAMETERS[name].domain_text}) and "
+                              "are redrawn", ConfigWarning, stacklevel=2)
+
     def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
         """Each value alone must satisfy the field's own constraints."""
         head, _, field = ax.target.partition(".")
         where = f"sweep.axes.{aname}"
         if head == "parameters":
-            if np.any(vals < 0):
-                raise ValueError(f"{where}: {vals.tolist()!r} must be >= 0 for {ax.target}")
+            bad = domain_problem(field, vals, "value ")
+            if bad:
+                raise ValueError(f"{where}: {bad}")
             return
         if head in DRUGS:
             self._check_therapy_values(where, ax, vals)
@@ -887,6 +986,8 @@ def _format_error(err: dict, errors: list[dict] | None = None) -> str:
     first = head.partition(".")[0].partition("[")[0]  # "median[3][1]", "posterior.cv[0]"
     if sep and owner is not None and first in owner.model_fields:
         path, msg = f"{path}.{head}" if path else head, rest
+    elif sep and loc and loc[-1] == "parameters" and head in m.PARAMETERS:
+        path, msg = f"{path}.{head}", rest  # model.parameters.NAME, cohort.parameters.NAME
     shown = err.get("input")
     if isinstance(shown, (dict, list)) or typ == "value_error":
         return f"{path}: {msg}" if path else msg

@@ -197,12 +197,30 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
         res = _outcomes(p, sol.y, treated, ok, origin, death)
         res["status"] = np.where(ok, sol.status, NOT_DISEASED)
         res["nfev"] = sol.nfev
+    _mask_failed(res)
     out, a = [], 0
     for b in blocks:
         n = b.patients.stop - b.patients.start
         out.append({k: v[a:a + n] for k, v in res.items()})
         a += n
     return out
+
+
+#: Variables a failed run keeps: its status, its work and its clone counts (integers).
+_UNMASKED = {"status", "nfev"}
+
+
+def _mask_failed(res: dict[str, np.ndarray]) -> None:
+    """A run with ``status != 0`` carries no outcome (docs/outcomes.md): its values NaN, its
+    events False, whatever the engine left in its states before failing."""
+    bad = res["status"] != 0
+    if not bad.any():
+        return
+    for name, v in res.items():
+        if name in _UNMASKED or v.dtype.kind not in "fb":
+            continue
+        sel = bad.reshape(bad.shape + (1,) * (v.ndim - bad.ndim))
+        res[name] = np.where(sel, False if v.dtype.kind == "b" else np.nan, v)
 
 
 def _outcomes(p: Plan, y: np.ndarray, treated: np.ndarray, ok: np.ndarray, origin: np.ndarray,
@@ -432,7 +450,25 @@ class ZarrWriter:
 
     def __init__(self, p: Plan, out: Path, fmt: str, resume: bool):
         self._paths(p, out, fmt)
+        refuse_foreign(self.out)
+        refuse_foreign(self.work, "an unfinished sweep's store")
+        self.lock = OutputLock(self.out)  # one writer per output; released by finish()
+        try:
+            self._open(p, resume)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, p: Plan, resume: bool) -> None:
+        """Check the unfinished store for ``--resume``, or create a fresh one."""
         digest = config_digest(p.config)
+        if resume and not self.work.exists():
+            import warnings
+
+            what = ("was interrupted while being created" if self._creating.exists()
+                    else "does not exist")
+            warnings.warn(f"--resume: {self.work} {what}; starting the sweep afresh",
+                          stacklevel=3)
         if resume and self.work.exists():
             try:
                 old = xr.open_zarr(self.work, consolidated=False).attrs.get("config_digest")
@@ -441,6 +477,7 @@ class ZarrWriter:
             if old != digest:
                 raise SweepError(f"--resume: {self.work} was started from a different config "
                                  "(or is unreadable); remove it or run without --resume")
+            self._check_same_code()
             # Markers name blocks by index: they mean the same patients only with the same block
             # layout (the block size follows --chunk-size). Never mix two layouts.
             old_bs = self._stored_block_size()
@@ -450,7 +487,7 @@ class ZarrWriter:
                                  f"--chunk-size of the first run, or remove it")
             self.markers.mkdir(exist_ok=True)
             return
-        for d in (self.work, self.markers):
+        for d in (self.work, self.markers, self._creating):
             if d.exists():
                 shutil.rmtree(d)
         self._create()
@@ -459,8 +496,22 @@ class ZarrWriter:
         self.p, self.out, self.fmt = p, Path(out), fmt
         self.work = self.out.with_name(self.out.name + ".partial")
         self.markers = self.out.with_name(self.out.name + ".partial-blocks")
+        # The store is created under this name and renamed to ``work`` once complete, so a kill
+        # during creation leaves no half-made ``work`` that --resume would trip on.
+        self._creating = self.out.with_name(self.out.name + ".partial-creating")
         self.vars = _variables(p)
         self._group = None
+
+    def _check_same_code(self) -> None:
+        """The unfinished store was written by this immunosim version and model: finished
+        blocks of another version would be mixed with new ones."""
+        attrs = result_attrs(self.work) or {}
+        for key, now in (("immunosim_version", __version__), ("model_digest", model_digest())):
+            if attrs.get(key) != now:
+                raise SweepError(f"--resume: {self.work} was written with {key} "
+                                 f"{attrs.get(key)!r}, this is {now!r}; finished blocks would "
+                                 "be mixed with another version's: remove it or run without "
+                                 "--resume")
 
     def _stored_block_size(self) -> int | None:
         """Patients per block of the existing ``OUT.partial`` store (its chunk along
@@ -498,9 +549,10 @@ class ZarrWriter:
         ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
         for k, v in _static(p).items():
             ds[k] = v
-        ds.to_zarr(self.work, mode="w", compute=False, encoding=encoding, consolidated=False,
-                   zarr_format=ZARR_FORMAT)
-        self.markers.mkdir()
+        ds.to_zarr(self._creating, mode="w", compute=False, encoding=encoding,
+                   consolidated=False, zarr_format=ZARR_FORMAT)
+        os.replace(self._creating, self.work)  # atomic: ``work`` is complete or absent
+        self.markers.mkdir(exist_ok=True)
 
     def done(self) -> set[int]:
         if not self.markers.exists():
@@ -531,7 +583,8 @@ class ZarrWriter:
         missing = set(range(len(self.p.blocks))) - self.done()
         if missing:
             raise SweepError(f"internal: {len(missing)} blocks missing at the end of the sweep")
-        shutil.rmtree(self.markers)
+        # The markers go last (after the rename): a kill while finishing resumes with every block
+        # done and only finishes again.
         # Every run is computed: drop the fill value, which xarray would read as a mask (and
         # so turn status into floats); the finished result equals the in-memory one.
         meta = self.work / "status" / ".zarray"  # Zarr format 2 array metadata, local store
@@ -551,9 +604,110 @@ class ZarrWriter:
         else:
             tmp = self.work
         if self.out.exists():
+            refuse_foreign(self.out)  # appeared while we computed: never delete a user's data
             shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
         os.replace(tmp, self.out)
+        shutil.rmtree(self.markers, ignore_errors=True)
+        self.lock.release()
         return self.out
+
+
+# --- output safety: never delete what is not ours; one writer per output -----------------------
+
+
+def result_attrs(path: Path) -> dict | None:
+    """Global attributes of the Zarr store or NetCDF file at ``path``, None if it is neither."""
+    path = Path(path)
+    if path.is_dir():
+        for name, key in ((".zattrs", None), ("zarr.json", "attributes")):
+            f = path / name
+            if f.is_file():
+                try:
+                    doc = json.loads(f.read_text())
+                except (OSError, ValueError):
+                    return None
+                doc = doc.get(key, {}) if key else doc
+                return doc if isinstance(doc, dict) else None
+        return None
+    try:
+        with xr.open_dataset(path) as ds:
+            return dict(ds.attrs)
+    except Exception:  # not a file xarray can read: not a result
+        return None
+
+
+def is_result(path: Path) -> bool:
+    """An immunosim sweep result (or its unfinished store): it carries the digests."""
+    attrs = result_attrs(path)
+    return attrs is not None and "config_digest" in attrs and "model_digest" in attrs
+
+
+def refuse_foreign(path: Path, what: str = "an immunosim result") -> None:
+    """Raise a one-line :class:`SweepError` if something that is not an immunosim result sits at
+    ``path`` (the sweep would replace it)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return  # an empty directory holds nothing to lose
+    if (path.exists() or path.is_symlink()) and not is_result(path):
+        kind = "directory" if path.is_dir() else "file"
+        raise SweepError(f"output: {path} is a {kind} that is not {what} (no immunosim "
+                         "attributes); immunosim replaces only its own results: choose another "
+                         "path or move it away")
+
+
+class OutputLock:
+    """``OUT.lock``: the pid and host of the one sweep writing ``OUT``. A second writer is refused
+    in one line; a lock left by a dead process (or by this process) is taken over."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out).with_name(Path(out).name + ".lock")
+        import socket
+
+        self.me = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self._take_over_if_stale()
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(self.me + "\n")
+            return
+        raise SweepError(f"output: cannot take the lock {self.path}; remove it if no sweep is "
+                         "writing this output")
+
+    def _take_over_if_stale(self) -> None:
+        import socket
+
+        try:
+            pid_text, _, host = self.path.read_text().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            pid, host = None, ""  # unreadable or half-written: stale
+        if pid is not None and pid != os.getpid() and (host != socket.gethostname()
+                                                       or _alive(pid)):
+            where = f"pid {pid}" + (f" on {host}" if host != socket.gethostname() else "")
+            raise SweepError(f"output: {self.path.with_suffix('')} is being written by another "
+                             f"sweep ({where}, lock {self.path}); wait for it to end, or remove "
+                             "the lock if that process is gone")
+        self.path.unlink(missing_ok=True)  # stale: taken over
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text().strip() == self.me:
+                self.path.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def output_format(path: Path, fmt: str | None) -> str:
@@ -617,6 +771,8 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
             progress=progress).path
     if task_size is not None:
         raise SweepError("task_size: only for a distributed sweep (pass client)")
+    if out is not None:
+        refuse_foreign(Path(out))  # before any compute
     p = plan(cfg, chunk_size=chunk_size)
     if out is None:
         writer = MemoryWriter(p)

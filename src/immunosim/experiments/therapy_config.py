@@ -36,9 +36,7 @@ from ..model.regimens import (
     Mycophenolate,
     Rituximab,
 )
-from ._config_types import Int, NonNeg, Pos, _Strict
-
-Count = Annotated[Int, Field(ge=1)]
+from ._config_types import Count, NonNeg, Pos, _Strict
 
 
 class _Record(_Strict):

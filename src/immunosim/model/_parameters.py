@@ -2,10 +2,51 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+#: A hard domain ``(lo, hi, lo_open, hi_open)``: the values that keep the model meaningful.
+Domain = tuple[float, float, bool, bool]
+
+POSITIVE: Domain = (0.0, math.inf, True, True)  # > 0: half-lives, EC50s, capacities
+NONNEGATIVE: Domain = (0.0, math.inf, False, True)  # >= 0: rates, strengths, outputs
+FRACTION: Domain = (0.0, 1.0, False, False)  # [0, 1]: maximal suppressions, shares
+
+
+def default_domain(name: str, unit: str) -> Domain:
+    """The hard domain a parameter gets from its name and unit, unless it declares one.
+
+    Half-lives and lifespans, half-maximal levels (``*_ec50``, ``*_k50``) and capacities divide
+    the equations: > 0. Maximal suppressions (``emax_*`` and ``*_emax*`` of unit 1) and
+    fractions multiply a ``1 - x``: [0, 1]. Everything else is a rate, strength or output: >= 0.
+    """
+    if ("half_life" in name or "lifespan" in name or name.endswith(("ec50", "k50"))
+            or "capacity" in name):
+        return POSITIVE
+    if unit == "1" and ("emax" in name or "fraction" in name):
+        return FRACTION
+    return NONNEGATIVE
+
+
+def domain_text(d: Domain) -> str:
+    """``> 0``, ``>= 0``, ``[0, 1]``, ``[0, 1)``, ``>= 1``: the domain as people write it."""
+    lo, hi, lo_open, hi_open = d
+    if math.isinf(hi):
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def in_domain(d: Domain, x) -> np.ndarray:
+    """Elementwise: ``x`` finite and inside the domain ``d``."""
+    lo, hi, lo_open, hi_open = d
+    x = np.asarray(x, dtype=float)
+    with np.errstate(invalid="ignore"):
+        above = x > lo if lo_open else x >= lo
+        below = x < hi if hi_open else x <= hi
+    return np.isfinite(x) & above & below
 
 
 @dataclass(frozen=True)
@@ -29,6 +70,10 @@ class Parameter:
     treatment : bool
         True when the parameter acts only under treatment (MSCs, drugs, recovery after
         depletion), so that it cannot change the untreated steady state a patient starts from.
+    domain : (lo, hi, lo_open, hi_open), optional
+        Hard domain: values outside it make the model meaningless (a zero half-life, a
+        suppression above 100%) and are refused by config validation. Default from the name
+        and unit (:func:`default_domain`); ``low``/``high`` must lie inside it.
     """
 
     name: str
@@ -39,6 +84,7 @@ class Parameter:
     source: str
     description: str
     treatment: bool = False
+    domain: Domain | None = None
 
     def __post_init__(self) -> None:
         if not (self.low <= self.default <= self.high):
@@ -46,6 +92,25 @@ class Parameter:
                 f"parameter {self.name}: default {self.default} outside its range "
                 f"[{self.low}, {self.high}]"
             )
+        if self.domain is None:
+            object.__setattr__(self, "domain", default_domain(self.name, self.unit))
+        if not np.all(in_domain(self.domain, [self.low, self.high])):
+            raise ValueError(f"parameter {self.name}: range [{self.low}, {self.high}] outside "
+                             f"its domain {domain_text(self.domain)}")
+
+    @property
+    def domain_text(self) -> str:
+        """The hard domain as text, e.g. ``> 0`` or ``[0, 1]``."""
+        return domain_text(self.domain)
+
+    def in_domain(self, x) -> np.ndarray:
+        """Elementwise: ``x`` is finite and inside the hard domain."""
+        return in_domain(self.domain, x)
+
+    def plausible(self, x) -> np.ndarray:
+        """Elementwise: ``x`` is inside the plausible range ``[low, high]``."""
+        x = np.asarray(x, dtype=float)
+        return (x >= self.low) & (x <= self.high)
 
     @property
     def assumed(self) -> bool:
@@ -109,6 +174,18 @@ class ParameterTable:
     def treatment_indices(self) -> np.ndarray:
         """Positions of the parameters flagged ``treatment``, shape ``(k,)``."""
         return np.array([i for i, p in enumerate(self._params) if p.treatment], dtype=np.int64)
+
+    def domains(self) -> np.ndarray:
+        """Hard domains as ``(lo, hi, lo_open, hi_open)`` rows, shape ``(n_params, 4)``."""
+        return np.array([p.domain for p in self._params], dtype=np.float64)
+
+    def in_domain(self, params: np.ndarray) -> np.ndarray:
+        """Rows of ``params (..., n_params)`` whose every value is in its hard domain."""
+        params = np.asarray(params, dtype=float)
+        ok = np.ones(params.shape[:-1], dtype=bool)
+        for i, p in enumerate(self._params):
+            ok &= p.in_domain(params[..., i])
+        return ok
 
     def bounds(self) -> np.ndarray:
         """Plausible ranges, shape ``(n_params, 2)``."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ._parameters import Parameter, ParameterTable
+from ._parameters import FRACTION, NONNEGATIVE, POSITIVE, Parameter, ParameterTable
 
 _LIT = "LITERATURE.md"
 
@@ -75,7 +75,8 @@ _MSC = (
     Parameter("emax_repair", 0.5, "1", 0.0, 2.0,
               "assumed: MSC-assisted tissue repair is stated in the seed only ("
               + _LIT + "); kept small so that it does not carry the MSC effect",
-              "Maximal MSC enhancement of renal repair (fold - 1)"),
+              "Maximal MSC enhancement of renal repair (fold - 1)",
+              domain=NONNEGATIVE),  # a fold increase minus 1, not a suppression
 )
 
 _T_CELLS = (
@@ -308,5 +309,19 @@ _DRUGS = (
 #: untreated steady state alone; ``tests/test_sle_msc.py`` checks that they do).
 _TREATMENT = {p.name for p in _MSC + _DRUGS} | {"cd4_recovery_half_life", "std_therapy"}
 
-PARAMETERS = ParameterTable(tuple(replace(p, treatment=p.name in _TREATMENT) for p in
-                                  _MSC + _T_CELLS + _B_CELLS + _LOOP + _READOUTS + _DRUGS))
+#: Hard domains that the name and unit do not give (``_parameters.default_domain``): divisors,
+#: the relaxation rates that make each state settle (0 freezes it: no steady state), shares
+#: multiplying a ``1 - x``, and the few special cases. Listed in ``docs/parameters.md``.
+_DOMAINS = {
+    "reg_max": POSITIVE, "c3_normal": POSITIVE, "antigen_hill": POSITIVE,
+    **dict.fromkeys(("naive_turnover", "tfh_turnover", "antigen_clearance", "c3_turnover",
+                     "ic_clearance", "inflammation_rate"), POSITIVE),
+    "gc_renewal": FRACTION,  # GC proliferation never exceeds the exit rate
+    "ic_clearance_c3_independent": FRACTION,
+    "std_therapy": (0.0, 1.0, False, True),  # 1 would stop all activation and proliferation
+    "rtx_kill_fold": (1.0, float("inf"), False, True),  # below 1 rituximab would feed B cells
+}
+
+PARAMETERS = ParameterTable(tuple(
+    replace(p, treatment=p.name in _TREATMENT, domain=_DOMAINS.get(p.name, p.domain))
+    for p in _MSC + _T_CELLS + _B_CELLS + _LOOP + _READOUTS + _DRUGS))

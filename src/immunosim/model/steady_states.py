@@ -166,6 +166,11 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     list (length P) of lists of SteadyState
     """
     params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    with np.errstate(all="ignore"):  # hostile parameters: overflow gives no root, not a warning
+        return _steady_states_batch(params)
+
+
+def _steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     res = state_given_antigen(_AG_GRID, params[:, None, :], False)[1] - _AG_GRID  # (P, G)
     pi, gi = np.nonzero(np.sign(res[:, :-1]) * np.sign(res[:, 1:]) < 0)
     lo, hi = _AG_GRID[gi].copy(), _AG_GRID[gi + 1].copy()
@@ -185,7 +190,14 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     # Drug states are inert at zero exposure (dose states have a zero eigenvalue, CAR-T would
     # grow from a seed): stability is that of the disease states.
     jac = numerical_jacobians(np.ascontiguousarray(ys), np.ascontiguousarray(q))
-    lead = np.linalg.eigvals(jac[:, _DISEASE[:, None], _DISEASE[None, :]]).real.max(axis=1)
+    jd = jac[:, _DISEASE[:, None], _DISEASE[None, :]]
+    # A root or Jacobian with inf/NaN (parameters at the edge of their domain, e.g. a half-life
+    # of 1e-320 d) is no usable equilibrium: its leading eigenvalue is NaN, so it is not stable
+    # and the run gets the status "no diseased steady state" instead of a LinAlgError.
+    finite = np.all(np.isfinite(jd), axis=(1, 2)) & np.all(np.isfinite(ys), axis=1)
+    lead = np.full(pi.size, np.nan)
+    if finite.any():
+        lead[finite] = np.linalg.eigvals(jd[finite]).real.max(axis=1)
     for k in range(pi.size):  # roots come sorted by patient, then by antigen
         out[pi[k]].append(SteadyState(y=ys[k], stable=bool(lead[k] < 0.0),
                                       leading_eigenvalue=float(lead[k])))
