@@ -72,7 +72,7 @@ TARGET_MS = 10.0
 REF_OMEGA, REF_HORIZON, REF_BURN_IN = 50.0, 60.0, 10.0
 TIERS = {
     #         default-case lanes, repeats, reference lanes, kernel lanes on the reference case
-    "quick": {"lanes": 64, "repeats": 3, "ref_lanes": 16, "small_lanes": 256},
+    "quick": {"lanes": 64, "repeats": 3, "ref_lanes": 48, "small_lanes": 256},
     "full": {"lanes": 256, "repeats": 5, "ref_lanes": 64, "small_lanes": 1024},
 }
 
