@@ -51,6 +51,7 @@ import sys
 import time
 from pathlib import Path
 
+import _slowdown
 import numba
 import numpy as np
 
@@ -97,6 +98,7 @@ def run_abm(y0, p, t_eval, lanes, threads, options=None, dose=True, seed=SEED):
     t = time.perf_counter()
     sol = S.simulate(y0, p, t_eval, replicates=lanes, seed=seed, events=ev, options=options,
                      threads=threads)
+    _slowdown.pad(t)  # IMMUNOSIM_BENCH_SLOWDOWN: the CI gate's failure demonstration
     dt = time.perf_counter() - t
     if (sol.status != 0).any():
         bad = sorted(set(m_ for m_, s in zip(sol.messages(), sol.status.ravel()) if s))
@@ -138,6 +140,7 @@ def run(tier: str) -> dict:
                      "numba": numba.__version__},
         "cpu_count": os.cpu_count(), "numba_threads": n_threads, "machine": platform.machine(),
         "load_average_start": load(),
+        "benchmark": "abm", "slowdown": _slowdown.factor(),
     }
     print(f"agent-based engine benchmark ({tier} tier): sle_msc default patient, MSC 1e6/kg at "
           f"day 0, {HORIZON:.0f} d, saves every {SAVE_EVERY:.0f} d, ABMOptions() defaults")

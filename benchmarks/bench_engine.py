@@ -59,6 +59,7 @@ import sys
 import time
 from pathlib import Path
 
+import _slowdown
 import numba
 import numpy as np
 import scipy
@@ -146,6 +147,7 @@ def time_engine(y0, params, t_eval, events, method, threads, repeats, reuse=True
         t = time.perf_counter()
         sol = solve(y0, params, t_eval, events=events, method=method, rtol=RTOL, atol=ATOL,
                     threads=threads, out=out)
+        _slowdown.pad(t)  # IMMUNOSIM_BENCH_SLOWDOWN: the CI gate's failure demonstration
         best = min(best, time.perf_counter() - t)
     check(sol, f"engine {method} (threads={threads})")
     return best, sol
@@ -258,6 +260,7 @@ def run(tier: str) -> dict:
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "scipy": scipy.__version__, "numba": numba.__version__},
         "cpu_count": os.cpu_count(), "numba_threads": n_threads,
+        "benchmark": "engine", "slowdown": _slowdown.factor(),
     }
     print(f"engine benchmark ({tier} tier): sle_msc, {t_eval[-1]:.0f} d, daily output, "
           f"rtol={RTOL:g}, atol={ATOL:g}")

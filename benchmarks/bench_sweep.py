@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _slowdown
+
 CONFIG = """
 name = "bench_sweep"
 seed = 1
@@ -64,6 +66,7 @@ from immunosim.experiments.sweep import sweep
 cfg = load_config(sys.argv[1])
 t = time.perf_counter()
 sweep(cfg, sys.argv[2], progress=False, workers=int(sys.argv[3]))
+time.sleep((float(sys.argv[4]) - 1.0) * (time.perf_counter() - t))  # IMMUNOSIM_BENCH_SLOWDOWN
 dt = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": dt, "maxrss_mb": rss}))
@@ -71,7 +74,8 @@ print(json.dumps({"seconds": dt, "maxrss_mb": rss}))
 
 
 def child_sweep(cfg_path: Path, out: Path, workers: int) -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, str(cfg_path), str(out), str(workers)],
+    r = subprocess.run([sys.executable, "-c", CHILD, str(cfg_path), str(out), str(workers),
+                        str(_slowdown.factor())],
                        capture_output=True, text=True, check=False)
     if r.returncode != 0:
         sys.exit(f"bench_sweep: child sweep failed:\n{r.stderr}")
@@ -116,7 +120,8 @@ def main(argv=None) -> int:
     n_small = 20 if args.quick else 100
     from immunosim.experiments.config import load_config
 
-    res: dict = {"workers": args.workers, "tier": "quick" if args.quick else "full"}
+    res: dict = {"workers": args.workers, "tier": "quick" if args.quick else "full",
+                 "benchmark": "sweep", "slowdown": _slowdown.factor()}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         paths = {}
