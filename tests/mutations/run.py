@@ -52,7 +52,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("scale_event_as_add", "engines/ode/_kernels.py",
              "    elif op == OP_SCALE:\n        y[state] *= value",
              "    elif op == OP_SCALE:\n        y[state] += value",
-             ("tests/test_solver.py",),
+             ("tests/test_solver.py::test_events_exact_jumps_on_linear_problem",),
              "a scaling event (HSCT depletion, rituximab) applied as an addition"),
     Mutation("save_index_off_by_one", "engines/ode/_kernels.py",
              "                out[i_save, k] = y[k]\n            i_save += 1\n        if i_save",
