@@ -13,19 +13,23 @@ Structure (each function readable on its own; :func:`run_lane` ties them togethe
 
   1. per-cell rates ``r (K,)`` at the start of the step (``_model.rates``), frozen over it;
   2. continuous states advanced by classical RK4 (``n_sub`` substeps) with the lineage rows
-     frozen (:func:`_continuous_step`);
+     frozen, redone with twice the substeps if a non-negative state goes negative
+     (:func:`_continuous_safe`);
   3. new clones: ``Poisson(r_k * y[source] * omega * h)`` founders, each founded at a uniform
      instant of the step (:func:`_found_clones`);
-  4. every live clone advanced over the rest of the step: an exact stochastic simulation
-     (Gillespie direct method with integrated-hazard thresholds, :func:`_ssa_clone`) while every
-     compartment holds fewer than ``n_crit`` cells, otherwise binomial fates per cell
-     (:func:`_tau_clone`, substeps so that no per-cell probability exceeds ``p_max``);
+  4. every live clone advanced over the rest of the step (:func:`_step_clones`): a quiet clone
+     (its hazard threshold not reached) costs a multiply and a compare; otherwise an exact
+     stochastic simulation (Gillespie direct method with integrated-hazard thresholds,
+     :func:`_ssa_clone`) while every compartment holds fewer than ``n_crit`` cells, or binomial
+     fates per cell (:func:`_tau_clone`, substeps so that no per-cell probability exceeds
+     ``p_max``);
   5. totals copied into ``y``; dosing events applied at their exact times (steps end there);
      states saved at the save times (steps end there too).
 
 * **Burn-in.** Before day 0 the lane runs ``burn_in`` days with the continuous state clamped at
-  the patient's ODE equilibrium, so that clones reach their stationary sizes and ages; cells
-  already present (``init``) start as given.
+  the patient's ODE equilibrium, so that clones reach their stationary sizes and ages. It starts
+  from ``Poisson(init_mean)`` cells per compartment (:func:`_draw_initial`: legacy compartments
+  pooled in one clone, every other cell a clone of its own) plus any explicit ``init`` clones.
 
 Random numbers come from the lane's own xoshiro256** stream (``_random``); nothing is shared
 between lanes, so results do not depend on the number of threads.
