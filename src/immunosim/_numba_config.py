@@ -40,6 +40,7 @@ KERNEL_SOURCES = (
     "model/sle_msc.py",
     "model/interventions.py",
     "model/steady_states.py",
+    "engines/events.py",
     "engines/abm/_kernels.py",
     "engines/abm/_model.py",
     "engines/ode/_kernels.py",

@@ -49,7 +49,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "C=_lower([4.0, 1.0, -1.0, 1.0, -1.0, -3.0 / 8.0], 4)",
              ("tests/test_tableaus.py",),
              "a wrong RODAS3 coefficient (c43 = -3/8 instead of -8/3)"),
-    Mutation("scale_event_as_add", "engines/ode/_kernels.py",
+    Mutation("scale_event_as_add", "engines/events.py",
              "    elif op == OP_SCALE:\n        y[state] *= value",
              "    elif op == OP_SCALE:\n        y[state] += value",
              ("tests/test_solver.py::test_events_exact_jumps_on_linear_problem",),

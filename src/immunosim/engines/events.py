@@ -9,7 +9,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._numba_config import JIT
+from ..model.interventions import OP_ADD, OP_SCALE
+
 Event = tuple[float, int, int, float]  # (time, state index, op, value)
+
+
+@JIT
+def apply_jump(y, state, op, value):
+    """One event on a continuous state, in place: ``y += v`` (OP_ADD), ``y *= v`` (OP_SCALE),
+    anything else ``y = v`` (OP_SET). Both engines apply dosing events through it."""
+    if op == OP_ADD:
+        y[state] += value
+    elif op == OP_SCALE:
+        y[state] *= value
+    else:
+        y[state] = value
 
 
 @dataclass(frozen=True)

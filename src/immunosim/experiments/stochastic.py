@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-#: name -> (event mask from remission/relapse, denominator mask, long name)
+#: The probabilities :func:`outcome_probabilities` estimates (each with ``_low`` / ``_high``).
 PROBABILITIES = ("p_remission", "p_durable", "p_relapse", "p_relapse_given_remission")
 _LONG = {"p_remission": "P(sustained remission)",
          "p_durable": "P(durable remission: remission and no relapse by the end of follow-up)",

@@ -44,6 +44,7 @@ from numba import prange
 
 from ..._numba_config import JIT, JIT_NO_NRT, JIT_PARALLEL
 from ...model.interventions import OP_ADD, OP_SCALE
+from ..events import apply_jump
 from . import _model
 from . import _random as rnd
 
@@ -251,12 +252,7 @@ def _apply_event(y, state, op, value, sources, omega, cnt, n_live, tot, C, st):
         if sources[c + 1] == state:
             c_hit = c
     if c_hit < 0:
-        if op == OP_ADD:
-            y[state] += value
-        elif op == OP_SCALE:
-            y[state] *= value
-        else:
-            y[state] = value
+        apply_jump(y, state, op, value)
         return OK
     if op == OP_SCALE and 0.0 <= value <= 1.0:
         keep = value

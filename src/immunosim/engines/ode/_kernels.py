@@ -21,7 +21,7 @@ from numba import prange
 
 from ..._numba_config import JIT, JIT_PARALLEL
 from ..._vmath import pow_pos
-from ...model.interventions import OP_ADD, OP_SCALE  # y += v, y *= v; anything else: y = v
+from ..events import apply_jump as _apply_event  # shared with the agent-based engine
 from ._rhs import rhs_dispatch
 from .status import MAX_STEPS, NONFINITE, SINGULAR, STEP_UNDERFLOW, SUCCESS
 from .tableaus import EXPLICIT
@@ -295,16 +295,6 @@ def _rosenbrock_step(model, t, y, f0, h, p, gamma, A, C, M, E, new_f, J, G, piv,
         y_new[k] = y[k] + acc_y
         err[k] = acc_e
     return nfev
-
-
-@JIT
-def _apply_event(y, state, op, value):
-    if op == OP_ADD:
-        y[state] += value
-    elif op == OP_SCALE:
-        y[state] *= value
-    else:
-        y[state] = value
 
 
 @JIT
