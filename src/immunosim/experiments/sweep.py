@@ -330,6 +330,8 @@ def _coords(p: Plan) -> dict:
         c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
+    for name, (vals, attrs) in p.cohort.patient_coords().items():  # a population table's
+        c[name] = ("patient", vals, attrs)
     if cfg.cohort.posterior_draws:  # patient j = draw * size + subject
         c["draw"] = ("patient", p.cohort.draw, {"long_name": "Posterior draw"})
         c["subject"] = ("patient", p.cohort.subject,
