@@ -531,7 +531,7 @@ def _checked(slot: str, rec: dict, kind: str, where: str, r: pd.Series):
             msg = str(err["msg"]).removeprefix("Value error, ")
             field = str(err["loc"][-1]) if err["loc"] else msg.partition(":")[0]
             col = _FIELD_COLUMN.get(field, "AMT")
-            msg = f"{_value(r, col)} is invalid for {kind}: {msg}"
+            msg = f"{_value(r, col)} is invalid for {kind} ({msg})"
     raise ConfigError(f"{where}, column {col}: {msg}")
 
 
