@@ -69,7 +69,8 @@ def write(tmp_path, config: str, doses: str | None = DOSES, patients: str | None
 
 
 def one_line_error(path) -> str:
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ConfigError) as e, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
         load_config(path)
     msg = str(e.value)
     assert "\n" not in msg
@@ -209,6 +210,11 @@ BAD_DOSES = [
     ("TIME,AMT,KIND\n# a comment line\n\n0,1e6,msc\n3,x,msc\n",
      "doses.csv, row 2 (line 5), column AMT: 'x' is invalid"),  # comments and blanks: no rows
     ("TIME,AMT,KIND\n0,1e6,msc,9\n", "doses.csv, line 2: 4 cells; expected at most 3"),
+    ("TIME,AMT,EVID,KIND\n0,1e6,0,.\n0,2e6,1,msc\n0,-1,1,msc\n",  # after a skipped row
+     "doses.csv, row 3 (line 4), column AMT: -1 is invalid"),
+    ("TIME,AMT,EVID,KIND,II,ADDL\n0,1e6,0,.,,\n0,1,1,mycophenolate,1,9\n5,1,1,mycophenolate,1,9\n",
+     "doses.csv, row 3 (line 4), column TIME: 5 is invalid: this mycophenolate course starts "
+     "before the course of doses.csv, row 2 (line 3) ends"),
 ]
 
 
@@ -305,6 +311,22 @@ cv = [[0.4], [0.4]]""")
     assert c.size == 6 and list(c.ids) == ["P1", "P2", "P3"] * 2
     ar = c.params[:, m.PARAMETERS.index["activation_rate"]]
     np.testing.assert_array_equal(ar, [0.06, 0.09, 0.05] * 2)
+
+
+def test_table_of_an_included_cohort_is_read_from_its_directory(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "patients.csv").write_text(PATIENTS)
+    (tmp_path / "sub" / "cohort.toml").write_text('[cohort]\ntable = "patients.csv"\nsize = 9\n')
+    path = write(tmp_path, '[scenarios.u]\n[cohort]\ninclude = "sub/cohort.toml"\n', None)
+    assert "cohort.size: 9 is invalid: cohort.table 'patients.csv' has 3" in one_line_error(path)
+    (tmp_path / "sub" / "cohort.toml").write_text('[cohort]\ntable = "patients.csv"\n')
+    cohort = load_config(path).cohort
+    assert cohort.table.ids == ["P1", "P2", "P3"] and cohort.size == 3
+    # a local table replaces an included size
+    (tmp_path / "sub" / "cohort.toml").write_text('[cohort]\nsize = 9\n')
+    path.write_text('[scenarios.u]\n[cohort]\ninclude = "sub/cohort.toml"\n'
+                    'table = "sub/patients.csv"\n')
+    assert load_config(path).cohort.size == 3
 
 
 def test_population_from_a_dataframe():

@@ -126,10 +126,11 @@ class _Frame:
     name: str
     df: pd.DataFrame
     lines: np.ndarray | None  # (n_rows,) file lines; None for a DataFrame
+    rows: np.ndarray | None = None  # (n_rows,) 1-based data rows, if some were dropped
 
     def at(self, i: int, col: str | None = None) -> str:
-        """``doses.csv, row 3 (line 5), column AMT`` for data row ``i`` (0-based)."""
-        out = f"{self.name}, row {i + 1}"
+        """``doses.csv, row 3 (line 5), column AMT`` for the ``i``-th row of ``df``."""
+        out = f"{self.name}, row {i + 1 if self.rows is None else int(self.rows[i])}"
         if self.lines is not None:
             out += f" (line {int(self.lines[i])})"
         return out + (f", column {col}" if col else "")
@@ -316,12 +317,12 @@ def _dose_frame(f: _Frame) -> pd.DataFrame:
                       "(EVID 0) skipped; only dosing records (EVID 1) are used",
                       ConfigWarning, stacklevel=4)
     keep = np.nonzero(dose)[0]
+    rows = keep + 1
     f = _Frame(f.name, f.df.iloc[keep].reset_index(drop=True),
-               None if f.lines is None else f.lines[keep])
+               None if f.lines is None else f.lines[keep], rows)
     if len(f.df) == 0:
         raise ConfigError(f"{f.name}: no dosing records; expected at least one row "
                           "(EVID 1 or blank)")
-    rows = keep + 1
     if "ID" in cols:
         _refuse_ids(f, cols["ID"])
     for c, why in DOSE_UNSUPPORTED.items():
@@ -456,12 +457,13 @@ def dose_records(source: TableSource | pd.DataFrame, *, horizon: float | None = 
         df = read_doses(source, name=name, base_dir=base_dir)
     label = df.attrs.get("name", _label(source, name))
     lines = df.attrs.get("lines")
-    at = _Frame(label, df, None if lines is None else np.asarray(lines)).at
+    at = _Frame(label, df, None if lines is None else np.asarray(lines),
+                df.index.to_numpy()).at
     msc, therapy, hsct, courses = [], [], [], []
-    for i, (row, r) in enumerate(df.iterrows()):
+    for i, (_, r) in enumerate(df.iterrows()):
         kind = r["KIND"]
         slot, rec = _record(r, horizon)
-        where = at(int(row) - 1)
+        where = at(i)
         built = _checked(slot, rec, kind, where, r)
         if horizon is not None:
             _within(built, kind, where, r, horizon)
@@ -820,7 +822,9 @@ def _resolve_population(cohort: dict, local: dict, base_dir, data: dict) -> dict
                           "names")
     label = "cohort.table (DataFrame)" if isinstance(src, pd.DataFrame) else str(src)
     df = read_population(src, covariates=covs, name=label, base_dir=base_dir)
-    size = local.get("size")
+    # A size given with the table (both local, or both from the included file) must agree;
+    # an included size is replaced by a local table's.
+    size = local.get("size") if "size" in local or "table" in local else cohort.get("size")
     if size is not None and size != len(df):
         raise ConfigError(f"cohort.size: {size!r} is invalid: cohort.table '{label}' has "
                           f"{len(df)} patients, which is the cohort; leave size out")
