@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ from .therapy_config import TherapyRecord
 MAX_TABLE_BYTES = 200_000_000
 
 #: A table given as a path (str or path-like, relative to the config file) or a DataFrame.
-TableSource = Union[str, "os.PathLike[str]", pd.DataFrame]
+TableSource = str | os.PathLike | pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ DOSE_KINDS: dict[str, DoseKind] = {
     "hydroxychloroquine": DoseKind("mg per dose", "hydroxychloroquine { dose = AMT / II, "
                                    "start = TIME, stop = TIME + (ADDL + 1) * II }"),
 }
+_THERAPY = TypeAdapter(TherapyRecord)
 #: Oral drugs: a daily dose held from TIME to the end of the last dosing interval.
 ORAL = {"glucocorticoid": "oral_mg", "mycophenolate": "dose", "hydroxychloroquine": "dose"}
 #: Oral courses that set the same dose state must not overlap.
@@ -284,25 +285,68 @@ def read_doses(source: TableSource, *, name: str | None = None,
     return _dose_frame(_frame(source, name, base_dir))
 
 
+#: Columns of the table :func:`read_doses` returns.
+_READ_COLUMNS = ["TIME", "AMT", "II", "ADDL", "KIND", "SOURCE"]
+
+
 def _dose_frame(f: _Frame) -> pd.DataFrame:
+    cols = _dose_columns(f)
+    f = _dose_rows(f, cols)
+    n = len(f.df)
+
+    def column(name: str, what: str) -> np.ndarray:
+        return _numbers(f, cols[name], what) if name in cols else np.full(n, np.nan)
+
+    time = column("TIME", "a day >= 0 (TIME, days from the start of the run)")
+    amt = column("AMT", "an amount >= 0 (AMT; unit by KIND)")
+    ii = column("II", "an interval >= 0 in days")
+    addl = column("ADDL", "a whole number >= 0 of additional doses")
+    out: dict[str, list] = {k: [] for k in _READ_COLUMNS}
+    for i in range(n):
+        kind = _kind(f, i, cols["KIND"])
+        t = _nonneg(f, i, cols["TIME"], time[i], "TIME", required=True)
+        a = _amount(f, i, cols["AMT"], amt[i], kind)
+        interval = _nonneg(f, i, cols.get("II"), ii[i], "II")
+        extra = _addl(f, i, cols.get("ADDL"), addl[i], kind)
+        if extra > 0 and not interval > 0:
+            raise ConfigError(f"{f.at(i, cols.get('II', 'II'))}: {interval:g} is invalid: "
+                              f"ADDL = {extra} additional doses need II > 0 days")
+        src = _source(f, i, cols.get("SOURCE"), kind)
+        for k, v in zip(out, (t, a, interval, extra, kind, src)):
+            out[k].append(v)
+    df = pd.DataFrame(out, index=pd.Index(f.rows, name="row"))
+    df.attrs["name"] = f.name
+    if f.lines is not None:
+        df.attrs["lines"] = f.lines.tolist()
+    return df.astype({"ADDL": np.int64})
+
+
+def _dose_columns(f: _Frame) -> dict[str, str]:
+    """Upper-case column name -> the column as written (``CMT`` is filed under ``KIND``);
+    refuses unknown, missing and unsupported columns."""
     cols = {c.upper(): c for c in f.df.columns}
+    expected = (f"expected {', '.join(DOSE_REQUIRED)}, KIND (or CMT) and optionally "
+                f"{', '.join(DOSE_OPTIONAL)}")
     for c in f.df.columns:
         if c.upper() not in _DOSE_COLUMNS:
             close = difflib.get_close_matches(c.upper(), _DOSE_COLUMNS, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            raise ConfigError(f"{f.header}: unknown column '{c}'; {hint}expected "
-                              f"{', '.join(DOSE_REQUIRED)}, KIND (or CMT) and optionally "
-                              f"{', '.join(DOSE_OPTIONAL)}")
-    kind_col = [cols[k] for k in ("KIND", "CMT") if k in cols]
-    if len(kind_col) == 2:
+            raise ConfigError(f"{f.header}: unknown column '{c}'; {hint}{expected}")
+    if "KIND" in cols and "CMT" in cols:
         raise ConfigError(f"{f.header}: both KIND and CMT columns; expected one of them naming "
                           "the intervention")
+    if "CMT" in cols:
+        cols["KIND"] = cols.pop("CMT")
     for req in DOSE_REQUIRED + ("KIND",):
-        if req not in cols and not (req == "KIND" and kind_col):
+        if req not in cols:
             what = "KIND (or CMT)" if req == "KIND" else req
-            raise ConfigError(f"{f.header}: missing required column {what}; expected "
-                              f"{', '.join(DOSE_REQUIRED)}, KIND (or CMT) and optionally "
-                              f"{', '.join(DOSE_OPTIONAL)}")
+            raise ConfigError(f"{f.header}: missing required column {what}; {expected}")
+    return cols
+
+
+def _dose_rows(f: _Frame, cols: dict[str, str]) -> _Frame:
+    """The dosing rows (EVID 1 or blank), keeping their row numbers; observation rows (EVID 0)
+    are dropped with a warning; IDs and the RATE / SS columns are checked on the rest."""
     n = len(f.df)
     evid = _numbers(f, cols["EVID"]) if "EVID" in cols else np.ones(n)
     for i, e in enumerate(evid):
@@ -315,11 +359,10 @@ def _dose_frame(f: _Frame) -> pd.DataFrame:
     if skipped:
         warnings.warn(f"{f.name}: {skipped} observation row{'s' if skipped > 1 else ''} "
                       "(EVID 0) skipped; only dosing records (EVID 1) are used",
-                      ConfigWarning, stacklevel=4)
+                      ConfigWarning, stacklevel=5)
     keep = np.nonzero(dose)[0]
-    rows = keep + 1
     f = _Frame(f.name, f.df.iloc[keep].reset_index(drop=True),
-               None if f.lines is None else f.lines[keep], rows)
+               None if f.lines is None else f.lines[keep], keep + 1)
     if len(f.df) == 0:
         raise ConfigError(f"{f.name}: no dosing records; expected at least one row "
                           "(EVID 1 or blank)")
@@ -333,29 +376,7 @@ def _dose_frame(f: _Frame) -> pd.DataFrame:
                 i = int(np.argmax(bad))
                 raise ConfigError(f"{f.at(i, cols[c])}: {_show(f.df[cols[c]].iloc[i])} is not "
                                   f"supported ({why}); expected 0 or blank")
-    time = _numbers(f, cols["TIME"], "a day >= 0 (TIME, days from the start of the run)")
-    amt = _numbers(f, cols["AMT"], "an amount >= 0 (AMT; unit by KIND)")
-    ii = _numbers(f, cols["II"], "an interval >= 0 in days") if "II" in cols else np.zeros(n)
-    addl = (_numbers(f, cols["ADDL"], "a whole number >= 0 of additional doses")
-            if "ADDL" in cols else np.zeros(n))
-    kinds = [_kind(f, i, kind_col[0]) for i in range(len(f.df))]
-    out = {"TIME": [], "AMT": [], "II": [], "ADDL": [], "KIND": [], "SOURCE": []}
-    for i, kind in enumerate(kinds):
-        t = _nonneg(f, i, cols["TIME"], time[i], "TIME", required=True)
-        a = _amount(f, i, cols["AMT"], amt[i], kind)
-        interval = _nonneg(f, i, cols.get("II"), ii[i], "II")
-        extra = _addl(f, i, cols.get("ADDL"), addl[i], kind)
-        if extra > 0 and not interval > 0:
-            raise ConfigError(f"{f.at(i, cols.get('II', 'II'))}: {interval:g} is invalid: "
-                              f"ADDL = {extra} additional doses need II > 0 days")
-        src = _source(f, i, cols.get("SOURCE"), kind)
-        for k, v in zip(out, (t, a, interval, extra, kind, src)):
-            out[k].append(v)
-    df = pd.DataFrame(out, index=pd.Index(rows, name="row"))
-    df.attrs["name"] = f.name
-    if f.lines is not None:
-        df.attrs["lines"] = f.lines.tolist()
-    return df.astype({"ADDL": np.int64})
+    return f
 
 
 def _refuse_ids(f: _Frame, col: str) -> None:
@@ -439,7 +460,7 @@ def _source(f: _Frame, i: int, col: str | None, kind: str) -> str:
     return s
 
 
-def dose_records(source: TableSource | pd.DataFrame, *, horizon: float | None = None,
+def dose_records(source: TableSource, *, horizon: float | None = None,
                  name: str | None = None, base_dir: str | Path | None = None) -> dict:
     """The scenario keys a dosing table stands for: ``{"msc": [...], "hsct": {...},
     "therapy": [...]}`` (only the keys it uses), each record as in a TOML config.
@@ -450,9 +471,9 @@ def dose_records(source: TableSource | pd.DataFrame, *, horizon: float | None = 
     column), its doses must fall within ``horizon`` (if given), oral courses of one drug must
     not overlap, and values that look like a unit slip raise a ConfigWarning naming the row.
     """
-    if isinstance(source, pd.DataFrame) and "KIND" in source.columns and \
-            source.index.name == "row":
-        df = source
+    if isinstance(source, pd.DataFrame) and source.index.name == "row" and \
+            list(source.columns) == _READ_COLUMNS:
+        df = source  # what read_doses returned
     else:
         df = read_doses(source, name=name, base_dir=base_dir)
     label = df.attrs.get("name", _label(source, name))
@@ -467,7 +488,7 @@ def dose_records(source: TableSource | pd.DataFrame, *, horizon: float | None = 
         built = _checked(slot, rec, kind, where, r)
         if horizon is not None:
             _within(built, kind, where, r, horizon)
-        _warn_slip(slot, rec, built, where)
+        _warn_slip(slot, rec, where)
         if kind in _DOSE_STATE:
             end = (float(rec["start"]) + rec["pulse_days"] if kind == "methylprednisolone"
                    else math.inf if rec.get("stop") is None else float(rec["stop"]))
@@ -509,8 +530,8 @@ def _record(r: pd.Series, horizon: float | None) -> tuple[str, dict]:
 
 
 def _checked(slot: str, rec: dict, kind: str, where: str, r: pd.Series):
-    """Validate the record as the config does; a problem names the column it comes from."""
-    col = "AMT"
+    """The model record of ``rec``, validated as the config does; a problem names the column
+    it comes from."""
     if kind in ("hsct", "car_t") and r["ADDL"] > 0:
         col, msg = "ADDL", f"{r['ADDL']} is invalid for {kind}: expected 0 (one {kind} per row)"
     elif kind in ORAL and not r["II"] > 0:
@@ -525,9 +546,7 @@ def _checked(slot: str, rec: dict, kind: str, where: str, r: pd.Series):
     else:
         model = {"msc": MSCConfig, "hsct": HSCTConfig}.get(slot)
         try:
-            if model is not None:
-                return model(**rec).build()
-            return TypeAdapter(TherapyRecord).validate_python(rec).build()
+            return (model(**rec) if model is not None else _THERAPY.validate_python(rec)).build()
         except ValidationError as e:
             err = e.errors()[0]
             msg = str(err["msg"]).removeprefix("Value error, ")
@@ -538,7 +557,7 @@ def _checked(slot: str, rec: dict, kind: str, where: str, r: pd.Series):
 
 
 def _value(r: pd.Series, col: str) -> str:
-    v = r[{"AMT": "AMT", "TIME": "TIME", "II": "II", "ADDL": "ADDL"}.get(col, "SOURCE")]
+    v = r[col]
     return f"{v:g}" if isinstance(v, (float, int, np.number)) else repr(v)
 
 
@@ -550,12 +569,13 @@ def _within(built, kind: str, where: str, r: pd.Series, horizon: float) -> None:
                           f"after the horizon ({horizon:g} d); expected every dose within it")
 
 
-def _warn_slip(slot: str, rec: dict, built, where: str) -> None:
+def _warn_slip(slot: str, rec: dict, where: str) -> None:
+    """A ConfigWarning naming the row for a value that looks like a unit slip."""
     if slot == "msc" and 0 < rec["amount"] < 1e3:
         warnings.warn(f"{where}, column AMT: {rec['amount']:g} cells/kg is tiny; AMT is MSC "
                       "cells per kg (1e6, not 1)", ConfigWarning, stacklevel=5)
     if slot == "therapy":
-        for field, msg in TypeAdapter(TherapyRecord).validate_python(rec).suspicious():
+        for field, msg in _THERAPY.validate_python(rec).suspicious():
             warnings.warn(f"{where}, column {_FIELD_COLUMN.get(field, 'AMT')}: {msg}",
                           ConfigWarning, stacklevel=5)
 
