@@ -397,6 +397,9 @@ def test_bad_population_tables_name_file_row_and_column(tmp_path, text, expected
     ('covariates = ["age"]',
      "patients.csv, header (line 1), column sex: unknown parameter 'sex'; expected a model "
      "parameter name (immunosim info) or a column listed in cohort.covariates"),
+    ('covariates = ["age", "sex", "msc_response"]',
+     "patients.csv, header (line 1), column msc_response: 'msc_response' is a model parameter, "
+     "listed in cohort.covariates"),
 ])
 def test_cohort_keys_that_contradict_the_table(tmp_path, extra, expected):
     text = POP_CONFIG.replace('table = "patients.csv"', 'table = "patients.csv"\n' + extra)

@@ -670,19 +670,22 @@ def _classify(f: _Frame, id_col: str, covariates: list[str] | None) -> tuple[lis
                                   f"expected one of {', '.join(cols) or '(no columns)'}")
     params, covs = [], []
     for c in cols:
-        if c in m.PARAMETERS and (covariates is None or c not in covariates):
+        if c in m.PARAMETERS:
+            if covariates is not None and c in covariates:
+                raise ConfigError(f"{f.header}, column {c}: '{c}' is a model parameter, listed "
+                                  "in cohort.covariates; expected it in one role (remove it "
+                                  "from covariates, or rename the column)")
             params.append(c)
             continue
-        listed = covariates is not None and c in covariates
-        close = difflib.get_close_matches(c, m.PARAMETER_NAMES, n=1,
-                                          cutoff=0.6 if covariates is not None else TYPO_CUTOFF)
-        if not listed and (covariates is not None or close):
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise ConfigError(f"{f.header}, column {c}: unknown parameter '{c}'; {hint}expected "
-                              "a model parameter name (immunosim info)"
-                              + (" or a column listed in cohort.covariates" if covariates
-                                 is not None else "; list it in cohort.covariates if it is a "
-                                 "covariate"))
+        if covariates is None or c not in covariates:
+            close = difflib.get_close_matches(c, m.PARAMETER_NAMES, n=1, cutoff=TYPO_CUTOFF
+                                              if covariates is None else 0.6)
+            if close or covariates is not None:
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                fix = ("; list it in cohort.covariates if it is a covariate" if covariates
+                       is None else " or a column listed in cohort.covariates")
+                raise ConfigError(f"{f.header}, column {c}: unknown parameter '{c}'; {hint}"
+                                  f"expected a model parameter name (immunosim info){fix}")
         if c in RESERVED_NAMES or c.startswith("traj_"):
             raise ConfigError(f"{f.header}, column {c}: '{c}' is a name of the result itself; "
                               "expected another covariate name (rename the column)")
