@@ -232,6 +232,18 @@ def test_unreadable_dose_tables(tmp_path):
     assert one_line_error(path).startswith("doses.csv: not UTF-8 text (byte 0xff")
 
 
+def test_configs_without_tables_do_not_import_pandas(tmp_path):
+    """Config loading stays light (no pandas) unless the config names a table."""
+    import subprocess
+    import sys
+
+    write(tmp_path, "[scenarios.t]\nmsc = { amount = 1e6 }\n", None)
+    code = ("import sys; from immunosim.experiments.config import load_config; "
+            f"load_config({str(tmp_path / 'c.toml')!r}); print('pandas' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
+
+
 def test_table_name_without_a_directory_is_refused():
     with pytest.raises(ConfigError, match="scenarios.t.doses: 'd.csv' needs a base directory"):
         parse_config({"scenarios": {"t": {"doses": "d.csv"}}})

@@ -1101,10 +1101,11 @@ def parse_config(data: dict, source_text: str = "", *,
         data, included = resolve_cohort(data, base_dir)
     except IncludeError as e:
         raise ConfigError(str(e)) from None
-    from .tables import resolve_tables  # tables builds on this module
+    if _names_tables(data):
+        from .tables import resolve_tables  # builds on this module; imports pandas
 
-    data = resolve_tables(data, local_cohort, base_dir,
-                          None if included is None else included.path.parent)
+        data = resolve_tables(data, local_cohort, base_dir,
+                              None if included is None else included.path.parent)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
@@ -1120,6 +1121,14 @@ def parse_config(data: dict, source_text: str = "", *,
     cfg._source_text = source_text
     cfg._included = included
     return cfg
+
+
+def _names_tables(data: dict) -> bool:
+    """Whether the config has a ``cohort.table`` or a scenario's ``doses`` to read."""
+    cohort, scenarios = data.get("cohort"), data.get("scenarios")
+    return ((isinstance(cohort, dict) and "table" in cohort)
+            or (isinstance(scenarios, dict)
+                and any(isinstance(sc, dict) and "doses" in sc for sc in scenarios.values())))
 
 
 def _one_line(msg: str) -> str:
