@@ -114,6 +114,12 @@ def test_dataframe_in_place_of_the_file(tmp_path):
     assert from_df.scenarios["t"].doses.file == "DataFrame"
 
 
+def test_dataframe_missing_values_are_blank():
+    df = pd.DataFrame({"TIME": [0, 30], "AMT": [1e6, 2e6], "II": pd.array([None, 7], "Int64"),
+                       "KIND": ["msc", "msc"]})
+    assert read_doses(df)["II"].tolist() == [0.0, 7.0]  # pd.NA is a blank cell
+
+
 def test_read_doses_and_records():
     from io import StringIO
 

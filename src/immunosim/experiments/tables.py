@@ -142,12 +142,13 @@ class _Frame:
 
 
 def _missing(v: Any) -> bool:
-    """Blank, NONMEM's ``.``, None or NaN."""
-    if v is None:
-        return True
+    """Blank, NONMEM's ``.``, None, NaN or pandas' NA."""
     if isinstance(v, str):
         return v.strip() in ("", ".")
-    return isinstance(v, float) and math.isnan(v)
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # not a scalar
+        return False
 
 
 def _show(v: Any) -> str:
