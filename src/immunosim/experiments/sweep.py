@@ -503,7 +503,7 @@ class ZarrWriter:
         # during creation leaves no half-made ``work`` that --resume would trip on.
         self._creating = self.out.with_name(self.out.name + ".partial-creating")
         self.vars = _variables(p)
-        self._group = None
+        self._arrays = None
 
     def _check_same_code(self) -> None:
         """The unfinished store was written by this immunosim version and model: finished
@@ -571,12 +571,12 @@ class ZarrWriter:
         """Write the block's region of every variable (whole chunks: a block is one chunk)."""
         import zarr
 
-        if self._group is None:
-            self._group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
+        if self._arrays is None:  # open once: each lookup of an array reads its metadata
+            group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
+            self._arrays = {name: group[name] for name in self.vars}
         region = _block_region(self.p, b)
         idx = tuple(region[d] for d in self.p.dims)
-        for name in self.vars:
-            arr = self._group[name]
+        for name, arr in self._arrays.items():
             arr[idx] = np.asarray(data[name]).astype(arr.dtype, copy=False).reshape(
                 _region_shape(idx, arr.shape))
 
