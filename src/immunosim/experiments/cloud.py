@@ -92,7 +92,8 @@ def visit_features(landmarks: np.ndarray):
         after = t[None, :] >= origin[:, None] - 1e-9
         low = (score <= LOW_SCORE) & after
         first = np.where(low.any(axis=1), t[np.argmax(low, axis=1)] - origin, np.inf)
-        return {"major_at": major_at & ok[:, None], "proteinuria_at": prot[rows, idx],
+        return {"major_at": major_at & ok[:, None], "items_at": ci["items"][rows, idx],
+                "proteinuria_at": prot[rows, idx],
                 "proteinuria_baseline": prot[np.arange(score.shape[0]), base],
                 "time_to_low": np.where(ok, first, np.inf)}
 
