@@ -226,17 +226,3 @@ def test_treatment_parameters_leave_the_untreated_steady_state_alone():
     for name in ("activation_rate", "renal_susceptibility", "inflammation_antigen_release"):
         r = m.PARAMETERS.vector({name: 1.2 * p[m.PARAMETERS.index[name]]})
         assert not np.array_equal(state_given_antigen(ag, r)[1], ga), name
-
-
-def test_own_c3_normal_scales_only_the_c3_readout(default_params):
-    """c3_normal is a patient trait read out through C3 alone: the loop sees C3 / c3_normal, so
-    a patient with a lower own normal has the same course with C3 scaled (a low-complement item
-    with few immune complexes: serologically active, clinically quiescent)."""
-    low = default_params.copy()
-    low[m.PARAMETERS.index["c3_normal"]] = 90.0
-    starts = np.stack([diseased_state(default_params) * 0.7, diseased_state(low) * 0.7])
-    sol = solve(starts, np.stack([default_params, low]), [0.0, 200.0], rtol=1e-9, atol=1e-11)
-    a, b = sol.y[0, -1], sol.y[1, -1]
-    other = np.arange(m.N_STATES) != m.C3
-    np.testing.assert_allclose(b[other], a[other], rtol=1e-6, atol=1e-10)
-    assert np.isclose(b[m.C3], a[m.C3] * 90.0 / 120.0, rtol=1e-6)

@@ -185,14 +185,9 @@ _LOOP = (
     Parameter("ic_clearance_c3_independent", 0.3, "1", 0.1, 0.6,
               "assumed: share of IC clearance that does not need complement",
               "Fraction of immune-complex clearance independent of C3"),
-    Parameter("c3_normal", 120.0, "mg/dL", 65.0, 180.0,
-              "standard reference range of serum C3 (90-180 mg/dL); human: people differ, healthy "
-              "Chinese Han men 66-152 mg/dL as mean +- 2 SD, a between-person CV of about 0.2 "
-              "(Qin X et al., Clin Lab 2014;60:775), so a patient-level trait in cohorts (a "
-              "patient with a low own normal reads as low complement with few immune "
-              "complexes: serologically active, clinically quiescent). Only the C3 read-out "
-              "depends on it: immune-complex clearance reads C3 / c3_normal, which does not",
-              "The patient's own C3 level without immune complexes"),
+    Parameter("c3_normal", 120.0, "mg/dL", 90.0, 180.0,
+              "standard reference range of serum C3 (90-180 mg/dL)",
+              "C3 level without immune complexes"),
     Parameter("c3_turnover", 0.4, "1/d", 0.2, 0.8,
               "assumed from C3 fractional catabolic rate of about 2%/h",
               "C3 synthesis / catabolic rate"),
@@ -218,15 +213,8 @@ _READOUTS = (
               "assumed: legacy constant suppression of B-cell activation and proliferation "
               "(0 = none); regimens of named drugs are the realistic alternative",
               "Constant background suppression"),
-    Parameter("proteinuria_base", 0.1, "g/24h", 0.05, 1.0,
-              "normal urinary protein < 0.15 g/24h (the default: no chronic lesion); up to 1 "
-              "g/24h assumed for a refractory nephritis cohort: glomerulosclerosis and fibrosis "
-              "left by earlier nephritis leak protein without active injury and do not heal "
-              "with immunological remission (inflammation to fibrosis: Hao W et al., PNAS "
-              "2014;111:14193, " + _LIT + "; the chronicity index rose between biopsies in 44 "
-              "of 61 patients, Moroni G et al., Lupus Sci Med 2022;9:e000721); human. A "
-              "read-out only: it releases no antigen, unlike active damage",
-              "Proteinuria without active renal injury (normal glomeruli plus chronic lesions)"),
+    Parameter("proteinuria_base", 0.1, "g/24h", 0.05, 0.15,
+              "normal urinary protein < 0.15 g/24h", "Proteinuria without renal damage"),
     Parameter("proteinuria_max", 4.0, "g/24h", 2.5, 6.0,
               "assumed: nephrotic range at full damage; Liang 2010 baseline 2.5 g/24h",
               "Proteinuria added at full renal damage"),

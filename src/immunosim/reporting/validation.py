@@ -98,11 +98,12 @@ def _score_split(check: PosteriorCheck) -> list[str]:
     lo, mid, upper, hi = 100 * np.nanmean(c, axis=0)
     line = (f"- At 12 months after MSCs the model's scores split into {lo:.0f}% at 0-2 "
             f"(remission), {mid:.0f}% at 3-4, {upper:.0f}% at 5-6 and {hi:.0f}% above 6.")
-    if mid + upper < 10 and hi > 30:
-        line += (" The model has almost no intermediate state (serology or proteinuria alone), "
-                 "while a published mean of 3.2 ± 2.8 with 28% complete remission needs most of "
-                 "the other patients there: a structural gap (item thresholds and the all-or-none "
-                 "switch of the bistable loop), not a matter of the cohort's spread.")
+    if mid < 10 and upper + hi > 30:
+        line += (" The model has almost no intermediate state at 3-4 points (serology or "
+                 "proteinuria alone), while a published mean of 3.2 ± 2.8 with 28% complete "
+                 "remission needs most of the other patients there: a structural gap (item "
+                 "thresholds and the all-or-none switch of the bistable loop), not a matter of "
+                 "the cohort's spread.")
     items = check.curves.get("msc:intermediate_items_365")
     if items is not None and mid + upper >= 10:
         share = 100 * np.nanmean(items, axis=0)
