@@ -428,6 +428,11 @@ class DistributionConfig(_Strict):
     * ``normal``: ``mean`` and ``sd``;
     * ``uniform``: ``low`` and ``high``;
     * ``truncnormal``: ``mean``, ``sd``, ``low``, ``high``.
+
+    ``truncate = true`` (lognormal, normal) says that the draws outside the parameter's hard
+    domain are redrawn on purpose: the intended distribution is the one truncated to the domain
+    (as ``immunosim calibrate`` fits it). It silences the warning about those draws; more than
+    ``MAX_OUT_OF_DOMAIN`` of them is still refused.
     """
 
     distribution: Literal["lognormal", "normal", "uniform", "truncnormal"]
@@ -437,6 +442,7 @@ class DistributionConfig(_Strict):
     sd: Pos | None = None
     low: Float | None = None
     high: Float | None = None
+    truncate: bool = False
 
     @model_validator(mode="after")
     def _fields(self):
@@ -453,6 +459,9 @@ class DistributionConfig(_Strict):
                              f"{', '.join(extra)}; it takes {', '.join(req)}")
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"low = {self.low:g} must be below high = {self.high:g}")
+        if self.truncate and self.distribution not in ("lognormal", "normal"):
+            raise ValueError(f"truncate = true applies to lognormal and normal only; a "
+                             f"'{self.distribution}' stays inside low and high")
         return self
 
 
@@ -838,10 +847,11 @@ class Config(_Strict):
             vals = [centre] if centre is not None else [d.low, d.high]
             _warn_implausible(f"cohort.parameters.{name}", name, vals)
             share = distribution_problem(name, d)[1]
-            if share > 1e-6:
+            if share > 1e-6 and not d.truncate:
                 warnings.warn(f"cohort.parameters.{name}: {100 * share:.2g}% of the draws fall "
                               f"outside the hard domain ({m.PARAMETERS[name].domain_text}) and "
-                              "are redrawn", ConfigWarning, stacklevel=2)
+                              "are redrawn (truncate = true if intended)", ConfigWarning,
+                              stacklevel=2)
 
     def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
         """Each value alone must satisfy the field's own constraints."""
