@@ -102,9 +102,9 @@ def test_km_curves_per_scenario_exclude_failed_runs_and_non_remitters():
     curves = km_curves(ds, "remission")
     np.testing.assert_allclose(curves["a"].survival, [1.0, 0.8, 0.6, 0.3, 0.3])
     np.testing.assert_allclose(curves["b"].survival, [1.0, 1.0])  # all censored at 10
-    rf = km_curves(ds, "relapse_free")
+    rf = km_curves(ds, "relapse_free", origin="time_origin")
     assert list(rf) == ["a"]  # no remitter in b: nothing at risk of relapse
-    # remitters 2, 3, 5 (times 4 event, 10 and 10 censored): S = 2/3 from day 4
+    # from day 0: remitters 2, 3, 5 (times 4 event, 10 and 10 censored): S = 2/3 from day 4
     assert rf["a"].n == 3
     np.testing.assert_allclose(rf["a"].survival, [1.0, 2 / 3, 2 / 3])
 
@@ -285,6 +285,7 @@ def test_plot_result_writes_every_figure_and_the_index(small_result, tmp_path):
     written = plot_result(small_result, out)
     # held at amount 3e5, count 1 by default: nobody remits, so no relapse-free curve
     stems = ["timecourse", "dose_timing__remission_map", "dose_timing__relapse_map",
+             "dose_timing__relapse_among_remitters_map",
              "survival__remission", "waterfall__day183", "bistability"]
     expected = [out / f"{s}.{f}" for s in stems for f in ("png", "svg")] + [out / "index.md"]
     assert written == expected
