@@ -8,6 +8,7 @@ must be drawable, or a one-line :class:`PlotError` says what is missing.
 from __future__ import annotations
 
 import inspect
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -34,6 +35,9 @@ FIGURES = {
 #: its replicates folded into the patients (:func:`~._data.pool_replicates`).
 _REPLICATE_AWARE = {"abm"}
 FORMATS = ("png", "svg", "pdf")
+#: PNGs are written with a palette of this many colours: the figures are flat colours plus
+#: anti-aliasing, so this is visually lossless and about 3x smaller than RGBA.
+PNG_COLORS = 256
 #: File metadata without creation dates, so the same result gives byte-identical SVG and PDF.
 _METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
 
@@ -128,6 +132,20 @@ def draw_figures(ds: xr.Dataset, figures: Sequence[str] | None = None, *,
     return drawn, skipped
 
 
+def write_png(fig, path: str | Path, dpi: float = DPI, colors: int = PNG_COLORS) -> None:
+    """Write ``fig`` as a palette PNG of at most ``colors`` colours (Pillow median cut, no
+    dithering); deterministic for a given figure."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        rgb = im.convert("RGB")  # figures have an opaque white background
+    pal = rgb.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    pal.save(path, format="PNG", optimize=True)
+
+
 def _index(drawn, written: dict[str, list[Path]], skipped: dict[str, str], source: str,
            ds: xr.Dataset) -> str:
     from .. import __version__
@@ -200,7 +218,10 @@ def plot_result(result: str | Path | xr.Dataset, out_dir: str | Path,
         for _, spec in drawn:
             for f in fmts:
                 path = out / f"{spec.stem}.{f}"
-                spec.figure.savefig(path, dpi=dpi, metadata=_METADATA[f])
+                if f == "png":
+                    write_png(spec.figure, path, dpi)
+                else:
+                    spec.figure.savefig(path, dpi=dpi, metadata=_METADATA[f])
                 written.setdefault(spec.stem, []).append(path)
         index = out / "index.md"
         index.write_text(_index(drawn, written, skipped, source, ds))
