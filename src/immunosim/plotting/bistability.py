@@ -20,6 +20,7 @@ readable (and small) for any cohort size.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,7 +110,9 @@ def _config_context(ds: xr.Dataset):
     from ..experiments.design import expand
 
     try:
-        cfg = parse_config(json.loads(ds.attrs["config_json"]))
+        with warnings.catch_warnings():  # shown when the sweep ran; not news when plotting
+            warnings.simplefilter("ignore")
+            cfg = parse_config(json.loads(ds.attrs["config_json"]))
     except Exception:  # no or foreign config
         return None
     return {s.name: s for s in cfg.build_scenarios()}, expand(cfg)
@@ -368,7 +371,7 @@ def _draw_diagram(ax, bif: xr.Dataset, coord: str, cohort, marked) -> None:
     ax.set_xlabel("B-cell activation rate, activation_rate (1/d)", fontsize=FONT_SIZE)
     ax.set_ylabel(f"{SHORT_NAMES.get(coord, st.long_name)}{unit_suffix(st.unit)} at steady "
                   "state", fontsize=FONT_SIZE)
-    ax.set_title("Steady states without treatment\n(cohort-median patient)", fontsize=FONT_SIZE)
+    ax.set_title("Steady states without treatment\n(median patient)", fontsize=FONT_SIZE)
     ax.legend(fontsize=FONT_SIZE - 1, loc="lower right", frameon=True, framealpha=0.9)
     ax.tick_params(labelsize=FONT_SIZE - 1)
     ax.grid(alpha=0.25, lw=0.5, which="major")
@@ -408,8 +411,9 @@ def figures(ds: xr.Dataset, *, coord: str | None = None, select: dict | None = N
                            titles={s.label: s.title for s in ss.series},
                            title=title)
     caption = (f"Left: steady states of {coord} against activation_rate for the untreated "
-               "cohort-median patient (stable: solid; unstable threshold: dashed; diamonds: "
-               "its equilibria at its own rate), with each patient's day-0 value. Right: each "
+               "median patient (parameter-wise median of the patients drawn; stable: solid; "
+               "unstable threshold: dashed; diamonds: its equilibria at its own rate), with "
+               "each patient's day-0 value. Right: each "
                f"patient's {coord} trajectory divided by the value at the patient's own "
                "unstable steady state under the long-run parameters of the scenario "
                "(background therapy included, MSCs gone; 1 = threshold, a one-coordinate "

@@ -248,11 +248,11 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, vary: str | None = No
     if int(bands.n_runs.sum()) == 0:
         raise PlotError("timecourse: no run with solver status 0 to draw")
     fig = draw_timecourse(bands, title)
-    head = ("Trajectories of one patient" if n == 1
-            else f"Median (line) and 5-95% range (band) over {what}")
-    caption = (f"{head} of "
-               f"{', '.join(v for v in bands.data_vars if 'quantile' in bands[v].dims)} per "
-               f"{bands.attrs['legend_title']}; dotted lines and triangles mark dosing times"
+    names = ", ".join(v for v in bands.data_vars if "quantile" in bands[v].dims)
+    head = (f"Trajectories of one patient: {names}" if n == 1
+            else f"Median (line) and 5-95% range (band) of {names} over {what}")
+    caption = (f"{head}, per {bands.attrs['legend_title']}; dotted lines and triangles mark "
+               "dosing times"
                + (f"; {note}" if note else "") + "; runs with non-zero solver status excluded.")
     dt = _save_every(ds)
     if "msc" in bands and dt > MSC_RESOLVED_EVERY:
