@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullLocator
 
 from ..model import sle_msc as m
 from ..model.steady_states import diseased_states, steady_states, steady_states_batch
@@ -35,6 +36,7 @@ from ._style import (
     FONT_SIZE,
     OKABE_ITO,
     OUTCOME_COLORS,
+    mark_doses,
     new_figure,
     suptitle,
     unit_suffix,
@@ -118,7 +120,7 @@ def _config_context(ds: xr.Dataset):
     return {s.name: s for s in cfg.build_scenarios()}, expand(cfg)
 
 
-def series_parameters(ds: xr.Dataset, isel: dict[str, int], context=False
+def series_parameters(ds: xr.Dataset, isel: dict[str, int], context: object = False
                       ) -> tuple[np.ndarray, np.ndarray, str]:
     """Parameters of each patient of one series, rebuilt from the config stored in the result.
 
@@ -316,8 +318,7 @@ def draw_bistability(bif: xr.Dataset, crossings: dict[str, Crossing], *, coord: 
                 a.fill_between(c.time, q[0], q[-1], color=color, alpha=0.22, lw=0)
                 a.plot(c.time, q[len(BAND) // 2], color=color, lw=1.6)
         a.axhline(1.0, color="0.1", ls="--", lw=1.2)
-        for d in c.dose_time:
-            a.axvline(d, color="0.4", ls=":", lw=0.9)
+        mark_doses(a, c.dose_time, "0.4")
         counts = " \u00b7 ".join(f"{_SHORT[CATEGORIES[i]]} {b.n.values[i]}"
                                  for i in range(len(CATEGORIES)) if b.n.values[i])
         a.set_title(f"{titles.get(label, label)}\n{counts}", fontsize=FONT_SIZE - 2)
@@ -331,6 +332,7 @@ def draw_bistability(bif: xr.Dataset, crossings: dict[str, Crossing], *, coord: 
             a.tick_params(labelleft=False)
         a.tick_params(labelsize=FONT_SIZE - 1)
     first.set_yscale("log")
+    first.yaxis.set_minor_locator(NullLocator())  # decades suffice; minor ticks cost time
     first.set_ylim(lo / 1.3, hi * 1.3)
     first.set_xlim(c.time.min(), c.time.max())
     handles = [(Patch(color=OUTCOME_COLORS[c], alpha=0.22, lw=0),

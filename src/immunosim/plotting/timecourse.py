@@ -19,7 +19,17 @@ from ._data import (
     samples,
     subgroup_note,
 )
-from ._style import FONT_SIZE, day_ticks, new_figure, series_color, suptitle, unit_suffix, var_label
+from ._style import (
+    FONT_SIZE,
+    MAX_DOSE_LINES,
+    day_ticks,
+    mark_doses,
+    new_figure,
+    series_color,
+    suptitle,
+    unit_suffix,
+    var_label,
+)
 
 #: Variables drawn by default, in panel order (each only if the result saved it).
 VARIABLES: tuple[str, ...] = ("activity", "anti_dsdna", "c3", "damage", "msc", "reg")
@@ -141,15 +151,6 @@ def _band(bands: xr.Dataset, v: str, s) -> np.ndarray:
     return bands[v].sel(series=s).values
 
 
-def _mark_doses(ax, doses: np.ndarray, color: str, triangles: bool = True) -> None:
-    for d in doses:
-        if np.isfinite(d):
-            ax.axvline(d, color=color, ls=":", lw=0.9, alpha=0.7)
-            if triangles:
-                ax.plot([d], [1.0], marker="v", ms=5, color=color, clip_on=False,
-                        transform=ax.get_xaxis_transform())
-
-
 def draw_timecourse(bands: xr.Dataset, title: str = ""):
     """Figure of :func:`timecourse_bands`.
 
@@ -173,7 +174,7 @@ def draw_timecourse(bands: xr.Dataset, title: str = ""):
             q = _band(bands, v, s)
             ax.fill_between(t, q[0], q[2], color=c, alpha=0.2, lw=0)
             ax.plot(t, q[1], color=c, lw=1.6)
-            _mark_doses(ax, bands.dose_time.sel(series=s).values, c)
+            mark_doses(ax, bands.dose_time.sel(series=s).values, c)
             ax.set_title(_short_label(bands, v), fontsize=FONT_SIZE)
             ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
             _style_axis(ax, bands, v, ticks, t)
@@ -202,7 +203,7 @@ def draw_timecourse(bands: xr.Dataset, title: str = ""):
                 q = _band(bands, v, s)
                 ax.fill_between(t, q[0], q[2], color=c, alpha=0.25, lw=0)
                 ax.plot(t, q[1], color=c, lw=1.6)
-                _mark_doses(ax, bands.dose_time.sel(series=s).values, c, triangles=r == 0)
+                mark_doses(ax, bands.dose_time.sel(series=s).values, c, triangles=r == 0)
                 first = (r == 0 and k == 0) or (k == 0 and v == "activity")
                 _style_axis(ax, bands, v, ticks if first else None, t)
                 if r == 0:
@@ -252,7 +253,7 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, vary: str | None = No
     head = (f"Trajectories of one patient: {names}" if n == 1
             else f"Median (line) and 5-95% range (band) of {names} over {what}")
     caption = (f"{head}, per {bands.attrs['legend_title']}; dotted lines and triangles mark "
-               "dosing times"
+               f"dosing times (triangles only for series with more than {MAX_DOSE_LINES})"
                + (f"; {note}" if note else "") + "; runs with non-zero solver status excluded.")
     dt = _save_every(ds)
     if "msc" in bands and dt > MSC_RESOLVED_EVERY:
