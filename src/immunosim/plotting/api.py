@@ -19,7 +19,7 @@ from ._data import FigureSpec, PlotError, open_result, pool_replicates
 from ._select import parse_select, resolve_select, select_subgroup
 from ._style import DPI
 
-__all__ = ["FIGURES", "FORMATS", "PlotError", "draw_figures", "plot_result"]
+__all__ = ["FIGURES", "FORMATS", "PlotError", "draw_figures", "plot_result", "write_png"]
 
 #: Figure families by name, in drawing order. Each module has ``check(ds)`` (raises PlotError
 #: when the result lacks what it needs) and ``figures(ds, **options) -> list[FigureSpec]``.
