@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", nargs="*", default=None,
                    help="names of figures to draw (default: all that the result supports)")
     p.add_argument("--format", nargs="*", default=["png", "svg"], help="file formats")
+    p.add_argument("--select", action="append", default=None, metavar="DIM=VALUE",
+                   help="hold a scenario or sweep axis at a value in every figure (repeatable; "
+                        "nearest within 5%% for floats, exact for names and integers); "
+                        "e.g. --select amount=1e6 --select first_day=91")
+    p.add_argument("--subgroup", action="append", default=None, metavar="CONDITION",
+                   help="draw only the patients meeting a condition on a patient parameter or "
+                        "covariate (repeatable, combined with AND): NAME OP VALUE with OP one "
+                        "of > >= < <= == and VALUE a number or a cohort quantile qNN; "
+                        "e.g. --subgroup 'activation_rate>q75'")
+    p.add_argument("--relapse-origin", choices=["remission_onset", "time_origin"],
+                   default=None, help="time origin of the relapse-free curves (default: each "
+                                      "patient's remission onset)")
 
     sub.add_parser("info", help="version, model, parameters with units and sources")
 
@@ -384,8 +396,11 @@ def _main(args) -> int:
         elif args.command == "plot":
             from .plotting.api import plot_result
 
+            opts = ({"survival": {"relapse_origin": args.relapse_origin}}
+                    if args.relapse_origin else None)
             written = plot_result(args.result, args.output, figures=args.figures,
-                                  formats=args.format)
+                                  formats=args.format, select=args.select,
+                                  subgroup=args.subgroup, options=opts)
             for w in written:
                 print(w)
         elif args.command == "sensitivity":
