@@ -139,7 +139,7 @@ def test_run_and_sweep(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == f"wrote {tmp_path / 'o.zarr'}"
     ds = xr.open_zarr(tmp_path / "o.zarr").load()
-    assert set(ds.remission.dims) == {"scenario", "amount", "count", "patient"}
+    assert set(ds.remission.dims) == {"scenario", "amount", "n_infusions", "patient"}
     check_summary(r.stdout, ds)
     msc = expected_summary_rows(ds)["msc"]
     assert msc[1] != "0%" and msc[3] != "0%"  # the check compares numbers that are not all 0

@@ -70,11 +70,11 @@ BROKEN = [
     (with_("scenarios.msc.msc.time", 300),
      "scenarios.msc: dose at day 300 is after the horizon (240 d)"),
     (with_("scenarios.msc.msc.interval", 250),
-     "sweep.axes.count: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
+     "sweep.axes.n_infusions: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
     (with_("outcomes.landmarks", [91, 400]), "outcomes.landmarks: 400 is after the horizon"),
     # repeated doses without an interval
     (with_("scenarios.msc.msc.interval", 0),
-     "sweep.axes.count: count up to 2 needs msc.interval > 0 in scenario 'msc'"),
+     "sweep.axes.n_infusions: count up to 2 needs msc.interval > 0 in scenario 'msc'"),
     # bad distributions
     (with_("cohort.parameters.activation_rate", {"distribution": "gamma", "median": 1}),
      "cohort.parameters.activation_rate.distribution: 'gamma' is invalid"),
@@ -278,7 +278,7 @@ def test_random_configs_only_raise_config_errors(data):
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(["horizon", "seed", "scenarios.msc.msc.amount",
                              "scenarios.msc.msc.count", "scenarios.msc.msc.interval",
-                             "sweep.axes.amount.values", "sweep.axes.count.values",
+                             "sweep.axes.amount.values", "sweep.axes.n_infusions.values",
                              "cohort.size", "cohort.parameters.activation_rate.cv",
                              "outcomes.landmarks", "output.chunk_size", "solver.atol"]),
        value=leaves | st.lists(leaves, max_size=3))
@@ -302,8 +302,8 @@ def test_mutated_small_config(path, value):
 
 #: Keys whose value is checked against another key's: the error names the other key.
 CHECKED_AGAINST = {
-    "horizon": ("outcomes.landmarks", "sweep.axes.count", "scenarios.msc"),
-    "scenarios.msc.msc.interval": ("sweep.axes.count",),
+    "horizon": ("outcomes.landmarks", "sweep.axes.n_infusions", "scenarios.msc"),
+    "scenarios.msc.msc.interval": ("sweep.axes.n_infusions",),
 }
 
 
@@ -313,8 +313,8 @@ def test_huge_count_is_refused_by_its_key():
     with pytest.raises(ConfigError, match=r"^scenarios\.msc\.msc\.count: 1001 is invalid: "
                        "input should be less than or equal to 1000"):
         parse_config(with_("scenarios.msc.msc.count", 1001))
-    with pytest.raises(ConfigError, match=r"^sweep\.axes\.count: value 5000 for msc\.count"):
-        parse_config(with_("sweep.axes.count.values", [1, 5000]))
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions: value 5000 for msc\.count"):
+        parse_config(with_("sweep.axes.n_infusions.values", [1, 5000]))
 
 
 # --- therapy records ----------------------------------------------------------------------------

@@ -657,6 +657,7 @@ class Config(_Strict):
             raise ValueError("scenarios: no scenario; add at least one [scenarios.NAME] table")
         self._check_horizon()
         for aname, ax in self.sweep.axes.items():
+            _refuse_reserved_axis_name(aname)
             head = ax.target.partition(".")[0]
             names = self.axis_scenarios(ax)
             for n in names:
@@ -720,6 +721,8 @@ class Config(_Strict):
     def _warn_suspicious(self) -> None:
         """Warn (not refuse) about values that are allowed but likely a unit slip."""
         self._warn_implausible_parameters()
+        for aname, ax in self.sweep.axes.items():
+            _warn_shadowing_axis_name(aname, ax.target)
         for name, sc in self.scenarios.items():
             for i, r in enumerate(sc.msc_list()):
                 if 0 < r.amount < 1e3:
@@ -865,6 +868,37 @@ class Config(_Strict):
     def included(self) -> Included | None:
         """The file named by ``cohort.include`` (name, path, text), or None."""
         return self._included
+
+
+def _refuse_reserved_axis_name(name: str) -> None:
+    """An axis becomes a result dimension: it cannot take the name of another dimension or
+    variable of the result (``patient``, ``remission``, ``traj_*``, ...)."""
+    from .results import RESERVED_NAMES
+
+    if name in RESERVED_NAMES or name.startswith("traj_"):
+        raise ValueError(f"sweep.axes.{name}: '{name}' is already a dimension or variable of "
+                         "the result; give the axis another name")
+
+
+#: Suggested names for axes whose name shadows a Dataset attribute, by target.
+_AXIS_NAME_SUGGESTIONS = {"msc.count": "n_infusions", "rituximab.count": "n_rituximab",
+                          "cyclophosphamide.count": "n_pulses"}
+
+
+def _warn_shadowing_axis_name(name: str, target: str) -> None:
+    """A :class:`ConfigWarning` for an axis name that is an attribute of ``xarray.Dataset``
+    (``count``, ``mean``, ``values``): ``ds.<name>`` would be that method, not the axis."""
+    import xarray as xr
+
+    if not hasattr(xr.Dataset, name):
+        return
+    head, _, field = target.partition(".")
+    good = _AXIS_NAME_SUGGESTIONS.get(target) or next(
+        n for n in (field, f"{head}_{field}", f"axis_{name}")
+         if n != name and not hasattr(xr.Dataset, n))
+    warnings.warn(f"sweep.axes.{name}: the name '{name}' shadows xarray's Dataset.{name} "
+                  f"(ds.{name} is the method, not this axis; ds.sel({name}=...) still works); "
+                  f"rename the axis, e.g. '{good}'", ConfigWarning, stacklevel=3)
 
 
 def _cast(field: str, v: float) -> float | int:

@@ -70,7 +70,7 @@ def draw_figures(ds: xr.Dataset, figures: Sequence[str] | None = None, *,
         Names from :data:`FIGURES`; default all that ``ds`` supports (the others are skipped).
     options : mapping, optional
         Keyword options per family, e.g. ``{"waterfall": {"landmark": 183},
-        "dose_timing_map": {"select": {"interval": 90}}, "timecourse": {"vary": "count"}}``.
+        "dose_timing_map": {"select": {"interval": 90}}, "timecourse": {"vary": "n_infusions"}}``.
 
     Returns
     -------
