@@ -188,6 +188,12 @@ def _rows(columns: dict[str, xr.Dataset], axes: list[str], follow_up: float) -> 
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
 
 
+def _text(df: pd.DataFrame) -> str:
+    """The table as text, at least two spaces between columns (headers included)."""
+    width = {c: 1 + max(len(c), *(len(v) for v in df[c])) for c in df}
+    return df.to_string(col_space=width)
+
+
 def _point_columns(d: xr.Dataset, max_points: int) -> dict[str, xr.Dataset]:
     """The columns of one scenario: all points pooled, then each point (at most
     ``max_points``) or the best and worst by the share of sustained remission."""
@@ -232,34 +238,42 @@ def summary_table(ds: xr.Dataset, select: Mapping[str, list[str]] | None = None,
         remitters where the row says so); with posterior draws (a ``draw`` coordinate) followed
         by ``[lo-hi]``, the 95% interval across draws of the per-draw share.
     """
-    full = ds
-    ds = ds[[v for v in _NEEDED if v in ds]]
-    ds = _apply_select(ds, dict(select or {})).load()
-    fu = float(ds.attrs.get("follow_up_days", ds.attrs.get("horizon_days", np.nan)))
-    blocks, notes = [], []
-    per_scenario = {}
-    for s in ds.scenario.values:
-        d, held = _held(ds, str(s))
-        per_scenario[str(s)] = (d, held)
-    multi = any(int(np.prod([d.sizes[p] for p in _point_dims(d)] or [1])) > 1
-                for d, _ in per_scenario.values())
-    if not multi:
-        cols = {name: d for name, (d, _) in per_scenario.items()}
-        axes = sorted({a for d, _ in per_scenario.values() for a in _point_dims(d)}
-                      | {a for _, h in per_scenario.values() for a in h})
-        blocks.append(_rows(cols, [a for a in axes if a in ds.coords], fu).to_string())
-    for name, (d, held) in per_scenario.items() if multi else ():
-        cols = _point_columns(d, max_points)
-        axes = [a for a in _point_dims(ds) if a in ds.coords] + [
-            c for c in ds.coords if c not in ds.dims and set(ds[c].dims) <= set(_point_dims(ds))
-            and ds[c].dims]
-        title = f"scenario {name}"
-        if held:
-            title += f" (not set by {', '.join(held)}: held at their first value)"
-        blocks.append(title + "\n" + _rows(cols, axes, fu).to_string())
-    notes.append("k/n: runs with the outcome / runs with status 0 (among remitters or "
-                 "responders where named); times and landmarks in days after the origin "
-                 f"(time_origin = {ds.attrs.get('time_origin', 'start')})")
+    sel = dict(select or {})
+    res = _apply_select(ds[[v for v in _NEEDED if v in ds]], sel).load()
+    fu = float(res.attrs.get("follow_up_days", res.attrs.get("horizon_days", np.nan)))
+    scenarios = {str(s): _held(res, str(s)) for s in res.scenario.values}
+    multi = any(_n_points(d) > 1 for d, _ in scenarios.values())
+    # the axes: coordinates along the sweep points (grid dimensions, axes of a random design)
+    axes = [c for c in res.coords if res[c].dims and c not in ("scenario", *_RUN_DIMS)
+            and set(res[c].dims) <= set(_point_dims(res))]
+    if multi:
+        blocks = [_title(name, held) + "\n" + _text(_rows(_point_columns(d, max_points), axes, fu))
+                  for name, (d, held) in scenarios.items()]
+    else:  # one table, a column per scenario
+        blocks = [_text(_rows({n: d for n, (d, _) in scenarios.items()}, axes, fu))]
+    text = "\n\n".join(blocks) + "\n" + _notes(res, multi, max_points)
+    if "replicate" in res.dims:
+        from .stochastic import probability_table
+
+        text += ("\n\nAgent-based engine: outcome probabilities per scenario and sweep point\n"
+                 + probability_table(_apply_select(ds, sel)))
+    return text
+
+
+def _n_points(d: xr.Dataset) -> int:
+    return int(np.prod([d.sizes[p] for p in _point_dims(d)]))
+
+
+def _title(name: str, held: list[str]) -> str:
+    extra = f" (not set by {', '.join(held)}: held at their first value)" if held else ""
+    return f"scenario {name}{extra}"
+
+
+def _notes(ds: xr.Dataset, multi: bool, max_points: int) -> str:
+    """What the numbers are, under the tables (lines of at most 100 characters)."""
+    notes = ["k/n: runs with the outcome / runs with status 0 (among remitters or responders "
+             "where named); times and landmarks in days after the origin (time_origin = "
+             f"{ds.attrs.get('time_origin', 'start')})"]
     if multi:
         notes.append(f"columns: all points pooled, then each point (at most {max_points}) or the "
                      "points with the best and worst share of sustained remission; choose "
@@ -271,10 +285,4 @@ def summary_table(ds: xr.Dataset, select: Mapping[str, list[str]] | None = None,
         k = int(ds.draw.max()) + 1
         notes.append(f"x% [lo-hi]: pooled over all {k} posterior draws, then the 95% interval "
                      "across draws of the per-draw percentage (subjects shared by every draw)")
-    text = "\n\n".join(blocks) + "\n" + "\n".join(textwrap.fill(n, 100) for n in notes)
-    if "replicate" in ds.dims:
-        from .stochastic import probability_table
-
-        text += ("\n\nAgent-based engine: outcome probabilities per scenario and sweep point\n"
-                 + probability_table(_apply_select(full, dict(select or {}))))
-    return text
+    return "\n".join(textwrap.fill(n, 100) for n in notes)
