@@ -531,3 +531,39 @@ def test_docs_therapy_example_validates():
     arms = {s.name: [type(iv).__name__ for iv in s.interventions] for s in cfg.build_scenarios()}
     assert arms == {"induction": ["Glucocorticoid", "Mycophenolate"],
                     "induction_msc": ["MSCInfusion", "Glucocorticoid", "Mycophenolate"]}
+
+
+# --- axis names: they become result dimensions ---------------------------------------------------
+
+
+def test_axis_name_that_shadows_a_dataset_method_warns_with_a_suggestion():
+    """``ds.count`` is Dataset.count, not the axis: a ConfigWarning naming the key and a better
+    name (the examples' axis was called ``count``)."""
+    import warnings
+
+    from immunosim.experiments.config import ConfigWarning
+
+    d = base()
+    d["sweep"]["axes"] = {"count": d["sweep"]["axes"]["n_infusions"]}
+    with pytest.warns(ConfigWarning) as w:
+        parse_config(d)
+    assert [str(x.message) for x in w] == [
+        "sweep.axes.count: the name 'count' shadows xarray's Dataset.count (ds.count is the "
+        "method, not this axis; ds.sel(count=...) still works); rename the axis, e.g. "
+        "'n_infusions'"]
+    d["sweep"]["axes"] = {"mean": {"target": "parameters.reg_half_life", "values": [60.0]}}
+    with pytest.warns(ConfigWarning, match=r"^sweep\.axes\.mean: .* e\.g\. 'reg_half_life'$"):
+        parse_config(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config(base())  # n_infusions, amount: no warning
+
+
+@pytest.mark.parametrize("name", ["patient", "dose", "landmark", "remission", "status",
+                                  "traj_activity", "parameter_units"])
+def test_axis_name_of_another_result_dimension_or_variable_is_refused(name):
+    d = base()
+    d["sweep"]["axes"][name] = d["sweep"]["axes"].pop("amount")
+    with pytest.raises(ConfigError, match=rf"^sweep\.axes\.{name}: '{name}' is already a "
+                                          "dimension or variable of the result"):
+        parse_config(d)
