@@ -244,8 +244,10 @@ def summary_table(ds: xr.Dataset, select: Mapping[str, list[str]] | None = None,
     scenarios = {str(s): _held(res, str(s)) for s in res.scenario.values}
     multi = any(_n_points(d) > 1 for d, _ in scenarios.values())
     # the axes: coordinates along the sweep points (grid dimensions, axes of a random design)
-    axes = [c for c in res.coords if res[c].dims and c not in ("scenario", *_RUN_DIMS)
-            and set(res[c].dims) <= set(_point_dims(res))]
+    pdims = _point_dims(res)
+    axes = [d for d in pdims if d in res.coords] + [
+        c for c in res.coords if c not in res.dims and res[c].dims
+        and set(res[c].dims) <= set(pdims)]
     if multi:
         blocks = [_title(name, held) + "\n" + _text(_rows(_point_columns(d, max_points), axes, fu))
                   for name, (d, held) in scenarios.items()]
