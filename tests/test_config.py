@@ -548,8 +548,8 @@ def test_axis_name_that_shadows_a_dataset_method_warns_with_a_suggestion():
     with pytest.warns(ConfigWarning) as w:
         parse_config(d)
     assert [str(x.message) for x in w] == [
-        "sweep.axes.count: the name 'count' shadows xarray's Dataset.count (ds.count is the "
-        "method, not this axis; ds.sel(count=...) still works); rename the axis, e.g. "
+        "sweep.axes.count: the name 'count' is an attribute of xarray Datasets (ds.count is "
+        "that, not this axis; ds.sel(count=...) still works); rename the axis, e.g. "
         "'n_infusions'"]
     d["sweep"]["axes"] = {"mean": {"target": "parameters.reg_half_life", "values": [60.0]}}
     with pytest.warns(ConfigWarning, match=r"^sweep\.axes\.mean: .* e\.g\. 'reg_half_life'$"):
@@ -557,6 +557,28 @@ def test_axis_name_that_shadows_a_dataset_method_warns_with_a_suggestion():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         parse_config(base())  # n_infusions, amount: no warning
+
+
+def test_xarray_attribute_list_is_current():
+    """The list is written out (reading a config does not import xarray): it must hold every
+    public attribute of the installed xarray; regenerate it as experiments/names.py says."""
+    import xarray as xr
+
+    from immunosim.experiments.names import XARRAY_ATTRIBUTES
+
+    public = {n for c in (xr.Dataset, xr.DataArray) for n in dir(c) if not n.startswith("_")}
+    assert public <= XARRAY_ATTRIBUTES, sorted(public - XARRAY_ATTRIBUTES)
+
+
+def test_reading_a_config_with_axes_does_not_import_xarray():
+    import subprocess
+    import sys
+
+    code = ("import sys; from immunosim.experiments.config import load_config; "
+            f"load_config({str(ROOT / 'configs' / 'dose_timing.toml')!r}); "
+            "assert 'xarray' not in sys.modules, 'xarray imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("name", ["patient", "dose", "landmark", "remission", "status",

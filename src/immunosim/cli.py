@@ -354,16 +354,10 @@ def _interrupted(what: str, args) -> str:
 
 
 def _main(args) -> int:
+    from .errors import ImmunosimError  # the modules raising these load only when needed
     from .experiments.config import ConfigError, load_config
-    from .experiments.results import ResultError
-    from .experiments.simulate import NoDiseasedState
-    from .experiments.summary import SelectError
-    from .experiments.sweep import SweepError
-    from .experiments.targets import TargetError
-    from .plotting.api import PlotError
 
-    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError, PlotError,
-                TargetError, ResultError, SelectError)
+    expected = (ImmunosimError, FileNotFoundError)
     try:
         if args.command == "info":
             print(_info())

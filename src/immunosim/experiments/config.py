@@ -37,15 +37,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..engines.ode.tableaus import METHODS
+from ..errors import ImmunosimError
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
 from ._config_types import Count, Float, Fraction, Int, NonNeg, Pos, _Strict
 from ._include import Included, IncludeError, resolve_cohort
-from .simulate import Scenario, SolverOptions
+from .scenario import Scenario, SolverOptions
 from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
 
 
-class ConfigError(ValueError):
+class ConfigError(ImmunosimError, ValueError):
     """Invalid config; the message is one line: ``key.path: problem``."""
 
 
@@ -239,18 +240,40 @@ class StandardTherapyConfig(_Strict):
         return StandardTherapy(self.suppression)
 
 
+class DoseTableSource(_Strict):
+    """Where a scenario's dosing records came from (``doses = "FILE"``): the table's rows are
+    already the scenario's records, from ``msc_from`` in ``msc`` and ``therapy_from`` in
+    ``therapy`` on (:func:`~immunosim.experiments.tables.dose_records`)."""
+
+    file: str
+    records: Annotated[Int, Field(ge=0)]
+    msc_from: Annotated[Int, Field(ge=0)] = 0
+    therapy_from: Annotated[Int, Field(ge=0)] = 0
+
+
+def _not_a_path(v: Any) -> Any:
+    """A table name that reached the schema was never read (``Config.model_validate`` on a raw
+    TOML dict): refuse it rather than run without the table."""
+    if isinstance(v, str) or hasattr(v, "__fspath__") or type(v).__name__ == "DataFrame":
+        raise ValueError(f"{str(v)!r} is a table to read: load the config with "
+                         "load_config(path) or parse_config(data, base_dir=...)")
+    return v
+
+
 class ScenarioConfig(_Strict):
     """``[scenarios.NAME]``: interventions (any of ``msc``, ``hsct``, ``standard_therapy`` and a
     ``therapy`` list of drug records) and parameter overrides. An empty table is the untreated
-    scenario."""
+    scenario. ``doses = "FILE"`` adds the records of a dosing table (``docs/configs.md``)."""
 
     msc: MSCConfig | list[MSCConfig] | None = None
     hsct: HSCTConfig | None = None
     standard_therapy: StandardTherapyConfig | None = None
     therapy: list[TherapyRecord] = Field(default_factory=list)
     parameters: dict[str, Float] = Field(default_factory=dict)
+    doses: DoseTableSource | None = None
 
     _v = field_validator("parameters")(_check_parameters)
+    _d = field_validator("doses", mode="before")(_not_a_path)
 
     @field_validator("therapy", mode="before")
     @classmethod
@@ -483,12 +506,53 @@ class PosteriorConfig(_Strict):
         return len(self.median)
 
 
+class PopulationTable(_Strict):
+    """``[cohort] table``: the content of a population table (one entry per patient, in table
+    order), as read by :func:`~immunosim.experiments.tables.read_population`; in the config so
+    that its digest covers the table's content.
+
+    ``parameters``: name -> values (n_patients,), in the parameter's unit; ``covariates``:
+    name -> numbers (None where blank) or strings (n_patients,).
+    """
+
+    file: str
+    ids: list[str]
+    parameters: dict[str, list[Float]] = Field(default_factory=dict)
+    covariates: dict[str, list[float | None] | list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shape(self):
+        n = len(self.ids)
+        if n == 0:
+            raise ValueError("ids: no patients; expected one per table row")
+        if len(set(self.ids)) != n:
+            raise ValueError("ids: duplicate patient IDs; expected one row per patient")
+        for kind, cols in (("parameters", self.parameters), ("covariates", self.covariates)):
+            for name, vals in cols.items():
+                if len(vals) != n:
+                    raise ValueError(f"{kind}.{name}: {len(vals)} values; expected {n} (one "
+                                     "per patient)")
+        for name, vals in self.parameters.items():
+            if name not in m.PARAMETERS:
+                raise ValueError(f"parameters: {m.PARAMETERS.unknown_message(name)}")
+            bad = domain_problem(name, vals)
+            if bad:
+                raise ValueError(f"parameters.{name}: {bad}")
+        return self
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
 class CohortConfig(_Strict):
     """``[cohort]``: virtual patients, each starting from their own diseased steady state.
 
     With ``posterior_draws = K > 0`` the cohort is ``K`` copies of ``size`` patients, copy ``k``
     drawn from the distributions of posterior draw ``k`` (see :class:`PosteriorConfig` and
-    :func:`~immunosim.experiments.cohort.draw_configs`).
+    :func:`~immunosim.experiments.cohort.draw_configs`). With a ``table`` the cohort is exactly
+    its patients: their parameters from the table, the others from ``parameters``
+    (distributions) or the defaults.
     """
 
     size: Annotated[Int, Field(ge=1)] = 1
@@ -497,6 +561,28 @@ class CohortConfig(_Strict):
     max_redraws: Annotated[Int, Field(ge=0)] = 50
     posterior: PosteriorConfig | None = None
     posterior_draws: Annotated[Int, Field(ge=0)] = 0
+    table: PopulationTable | None = None
+    covariates: list[str] | None = None
+
+    _t = field_validator("table", mode="before")(_not_a_path)
+
+    @model_validator(mode="after")
+    def _table(self):
+        t = self.table
+        if t is None:
+            if self.covariates is not None:
+                raise ValueError("covariates: only with cohort.table (its covariate columns)")
+            return self
+        if "size" in self.model_fields_set and self.size != t.size:
+            raise ValueError(f"size: {self.size} is invalid: cohort.table '{t.file}' has "
+                             f"{t.size} patients, which is the cohort; leave size out")
+        object.__setattr__(self, "size", t.size)
+        for name in self.parameters:
+            if name in t.parameters:
+                raise ValueError(f"parameters.{name}: also a column of cohort.table "
+                                 f"'{t.file}'; expected one source per parameter (drop the "
+                                 "distribution or the column)")
+        return self
 
     @field_validator("parameters")
     @classmethod
@@ -724,12 +810,13 @@ class Config(_Strict):
         for aname, ax in self.sweep.axes.items():
             _warn_shadowing_axis_name(aname, ax.target)
         for name, sc in self.scenarios.items():
-            for i, r in enumerate(sc.msc_list()):
+            own = sc.doses  # records of a dosing table were warned about with their row
+            for i, r in enumerate(sc.msc_list()[:None if own is None else own.msc_from]):
                 if 0 < r.amount < 1e3:
                     key = f"scenarios.{name}.msc" + (f".{i}" if isinstance(sc.msc, list) else "")
                     warnings.warn(f"{key}.amount: {r.amount:g} cells/kg is tiny; amount is "
                                   "cells per kg (1e6, not 1)", ConfigWarning, stacklevel=2)
-            for i, r in enumerate(sc.therapy):
+            for i, r in enumerate(sc.therapy[:None if own is None else own.therapy_from]):
                 for field, msg in r.suspicious():
                     warnings.warn(f"scenarios.{name}.therapy.{i}.{field}: {msg}", ConfigWarning,
                                   stacklevel=2)
@@ -873,32 +960,31 @@ class Config(_Strict):
 def _refuse_reserved_axis_name(name: str) -> None:
     """An axis becomes a result dimension: it cannot take the name of another dimension or
     variable of the result (``patient``, ``remission``, ``traj_*``, ...)."""
-    from .results import RESERVED_NAMES
+    from .names import is_reserved
 
-    if name in RESERVED_NAMES or name.startswith("traj_"):
+    if is_reserved(name):
         raise ValueError(f"sweep.axes.{name}: '{name}' is already a dimension or variable of "
                          "the result; give the axis another name")
 
 
-#: Suggested names for axes whose name shadows a Dataset attribute, by target.
+#: Suggested names for axes whose name shadows an xarray attribute, by target.
 _AXIS_NAME_SUGGESTIONS = {"msc.count": "n_infusions", "rituximab.count": "n_rituximab",
                           "cyclophosphamide.count": "n_pulses"}
 
 
 def _warn_shadowing_axis_name(name: str, target: str) -> None:
-    """A :class:`ConfigWarning` for an axis name that is an attribute of ``xarray.Dataset``
-    (``count``, ``mean``, ``values``): ``ds.<name>`` would be that method, not the axis."""
-    import xarray as xr
+    """A :class:`ConfigWarning` for an axis name that is an attribute of xarray Datasets or
+    DataArrays (``count``, ``mean``, ``values``): ``ds.<name>`` would be that, not the axis."""
+    from .names import XARRAY_ATTRIBUTES as taken
 
-    if not hasattr(xr.Dataset, name):
+    if name not in taken:
         return
     head, _, field = target.partition(".")
     good = _AXIS_NAME_SUGGESTIONS.get(target) or next(
-        n for n in (field, f"{head}_{field}", f"axis_{name}")
-         if n != name and not hasattr(xr.Dataset, n))
-    warnings.warn(f"sweep.axes.{name}: the name '{name}' shadows xarray's Dataset.{name} "
-                  f"(ds.{name} is the method, not this axis; ds.sel({name}=...) still works); "
-                  f"rename the axis, e.g. '{good}'", ConfigWarning, stacklevel=3)
+        n for n in (field, f"{head}_{field}", f"axis_{name}") if n != name and n not in taken)
+    warnings.warn(f"sweep.axes.{name}: the name '{name}' is an attribute of xarray Datasets "
+                  f"(ds.{name} is that, not this axis; ds.sel({name}=...) still works); rename "
+                  f"the axis, e.g. '{good}'", ConfigWarning, stacklevel=3)
 
 
 def _cast(field: str, v: float) -> float | int:
@@ -1032,8 +1118,10 @@ def parse_config(data: dict, source_text: str = "", *,
                  base_dir: str | Path | None = None) -> Config:
     """Validate a config dictionary (as read from TOML); raise :class:`ConfigError`.
 
-    ``base_dir`` is where a ``[cohort] include = "FILE"`` is looked up (the config file's
-    directory; :func:`load_config` passes it). Without it an include is refused.
+    ``base_dir`` is where a ``[cohort] include = "FILE"``, a ``[cohort] table = "FILE"`` and a
+    scenario's ``doses = "FILE"`` are looked up (the config file's directory; :func:`load_config`
+    passes it). Without it a file name is refused; ``doses`` and ``table`` may also be pandas
+    DataFrames (``immunosim.experiments.tables``).
     """
     if not data:
         raise ConfigError("empty config: give at least one [scenarios.NAME] table")
@@ -1041,10 +1129,16 @@ def parse_config(data: dict, source_text: str = "", *,
     if depth > MAX_DEPTH:
         raise ConfigError(f"{depth_path(data)}: nested {depth} levels deep; expected at most "
                           f"{MAX_DEPTH}")
+    local_cohort = data.get("cohort")
     try:
         data, included = resolve_cohort(data, base_dir)
     except IncludeError as e:
         raise ConfigError(str(e)) from None
+    if _names_tables(data):
+        from .tables import resolve_tables  # builds on this module; imports pandas
+
+        data = resolve_tables(data, local_cohort, base_dir,
+                              None if included is None else included.path.parent)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
@@ -1060,6 +1154,14 @@ def parse_config(data: dict, source_text: str = "", *,
     cfg._source_text = source_text
     cfg._included = included
     return cfg
+
+
+def _names_tables(data: dict) -> bool:
+    """Whether the config has a ``cohort.table`` or a scenario's ``doses`` to read."""
+    cohort, scenarios = data.get("cohort"), data.get("scenarios")
+    return ((isinstance(cohort, dict) and "table" in cohort)
+            or (isinstance(scenarios, dict)
+                and any(isinstance(sc, dict) and "doses" in sc for sc in scenarios.values())))
 
 
 def _one_line(msg: str) -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..errors import ImmunosimError
 from ..model import sle_msc as m
-from .clinical import OUTCOMES
 
 #: Default largest in-memory size (bytes) that :func:`open_result` loads eagerly.
 EAGER_LIMIT = 1_000_000_000
@@ -92,14 +92,7 @@ COORD_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
-#: Names of result dimensions and variables other than the axes: no axis may take them.
-RESERVED_NAMES = frozenset(COORD_ATTRS) | frozenset(OUTCOMES) | frozenset({
-    "quantile", "status", "nfev", "nsteps", "origin", "dose_time", "parameters",
-    "patient_parameters", "cohort_redraws", "clones", "reseeding_clones", "surviving_clones",
-    "extinction_time"})
-
-
-class ResultError(ValueError):
+class ResultError(ImmunosimError, ValueError):
     """A path is not a readable immunosim result; the message is one line naming the path."""
 
 

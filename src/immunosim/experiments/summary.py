@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..errors import ImmunosimError
 from .posterior import credible_interval, has_draws
 
 #: Every point of a scenario gets its own column when it has at most this many.
@@ -31,7 +32,7 @@ _NEEDED = ("status", "remission", "time_to_remission", "response", "flare", "rel
            "activity_at")
 
 
-class SelectError(ValueError):
+class SelectError(ImmunosimError, ValueError):
     """A bad ``--select``; one line naming the key, the value and the valid ones."""
 
 

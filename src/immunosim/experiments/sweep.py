@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__
+from ..errors import ImmunosimError
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
@@ -50,7 +51,7 @@ NOT_COMPUTED = -1
 _TREATMENT_ONLY = m.PARAMETERS.treatment_indices()
 
 
-class SweepError(RuntimeError):
+class SweepError(ImmunosimError, RuntimeError):
     """A sweep could not run (bad output path, mismatched resume, ...); one-line message."""
 
 
@@ -313,6 +314,8 @@ def _coords(p: Plan) -> dict:
         c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
+    for name, (vals, attrs) in p.cohort.patient_coords().items():  # a population table's
+        c[name] = ("patient", vals, attrs)
     if cfg.cohort.posterior_draws:  # patient j = draw * size + subject
         c["draw"] = ("patient", p.cohort.draw, {"long_name": "Posterior draw"})
         c["subject"] = ("patient", p.cohort.subject,
@@ -495,7 +498,7 @@ class ZarrWriter:
         # during creation leaves no half-made ``work`` that --resume would trip on.
         self._creating = self.out.with_name(self.out.name + ".partial-creating")
         self.vars = _variables(p)
-        self._group = None
+        self._arrays = None
 
     def _check_same_code(self) -> None:
         """The unfinished store was written by this immunosim version and model: finished
@@ -561,12 +564,12 @@ class ZarrWriter:
         """Write the block's region of every variable (whole chunks: a block is one chunk)."""
         import zarr
 
-        if self._group is None:
-            self._group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
+        if self._arrays is None:  # open once: each lookup of an array reads its metadata
+            group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
+            self._arrays = {name: group[name] for name in self.vars}
         region = _block_region(self.p, b)
         idx = tuple(region[d] for d in self.p.dims)
-        for name in self.vars:
-            arr = self._group[name]
+        for name, arr in self._arrays.items():
             arr[idx] = np.asarray(data[name]).astype(arr.dtype, copy=False).reshape(
                 _region_shape(idx, arr.shape))
 
