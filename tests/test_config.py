@@ -70,11 +70,11 @@ BROKEN = [
     (with_("scenarios.msc.msc.time", 300),
      "scenarios.msc: dose at day 300 is after the horizon (240 d)"),
     (with_("scenarios.msc.msc.interval", 250),
-     "sweep.axes.count: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
+     "sweep.axes.n_infusions: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
     (with_("outcomes.landmarks", [91, 400]), "outcomes.landmarks: 400 is after the horizon"),
     # repeated doses without an interval
     (with_("scenarios.msc.msc.interval", 0),
-     "sweep.axes.count: count up to 2 needs msc.interval > 0 in scenario 'msc'"),
+     "sweep.axes.n_infusions: count up to 2 needs msc.interval > 0 in scenario 'msc'"),
     # bad distributions
     (with_("cohort.parameters.activation_rate", {"distribution": "gamma", "median": 1}),
      "cohort.parameters.activation_rate.distribution: 'gamma' is invalid"),
@@ -278,7 +278,7 @@ def test_random_configs_only_raise_config_errors(data):
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(["horizon", "seed", "scenarios.msc.msc.amount",
                              "scenarios.msc.msc.count", "scenarios.msc.msc.interval",
-                             "sweep.axes.amount.values", "sweep.axes.count.values",
+                             "sweep.axes.amount.values", "sweep.axes.n_infusions.values",
                              "cohort.size", "cohort.parameters.activation_rate.cv",
                              "outcomes.landmarks", "output.chunk_size", "solver.atol"]),
        value=leaves | st.lists(leaves, max_size=3))
@@ -302,8 +302,8 @@ def test_mutated_small_config(path, value):
 
 #: Keys whose value is checked against another key's: the error names the other key.
 CHECKED_AGAINST = {
-    "horizon": ("outcomes.landmarks", "sweep.axes.count", "scenarios.msc"),
-    "scenarios.msc.msc.interval": ("sweep.axes.count",),
+    "horizon": ("outcomes.landmarks", "sweep.axes.n_infusions", "scenarios.msc"),
+    "scenarios.msc.msc.interval": ("sweep.axes.n_infusions",),
 }
 
 
@@ -313,8 +313,8 @@ def test_huge_count_is_refused_by_its_key():
     with pytest.raises(ConfigError, match=r"^scenarios\.msc\.msc\.count: 1001 is invalid: "
                        "input should be less than or equal to 1000"):
         parse_config(with_("scenarios.msc.msc.count", 1001))
-    with pytest.raises(ConfigError, match=r"^sweep\.axes\.count: value 5000 for msc\.count"):
-        parse_config(with_("sweep.axes.count.values", [1, 5000]))
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions: value 5000 for msc\.count"):
+        parse_config(with_("sweep.axes.n_infusions.values", [1, 5000]))
 
 
 # --- therapy records ----------------------------------------------------------------------------
@@ -531,3 +531,61 @@ def test_docs_therapy_example_validates():
     arms = {s.name: [type(iv).__name__ for iv in s.interventions] for s in cfg.build_scenarios()}
     assert arms == {"induction": ["Glucocorticoid", "Mycophenolate"],
                     "induction_msc": ["MSCInfusion", "Glucocorticoid", "Mycophenolate"]}
+
+
+# --- axis names: they become result dimensions ---------------------------------------------------
+
+
+def test_axis_name_that_shadows_a_dataset_method_warns_with_a_suggestion():
+    """``ds.count`` is Dataset.count, not the axis: a ConfigWarning naming the key and a better
+    name (the examples' axis was called ``count``)."""
+    import warnings
+
+    from immunosim.experiments.config import ConfigWarning
+
+    d = base()
+    d["sweep"]["axes"] = {"count": d["sweep"]["axes"]["n_infusions"]}
+    with pytest.warns(ConfigWarning) as w:
+        parse_config(d)
+    assert [str(x.message) for x in w] == [
+        "sweep.axes.count: the name 'count' is an attribute of xarray Datasets (ds.count is "
+        "that, not this axis; ds.sel(count=...) still works); rename the axis, e.g. "
+        "'n_infusions'"]
+    d["sweep"]["axes"] = {"mean": {"target": "parameters.reg_half_life", "values": [60.0]}}
+    with pytest.warns(ConfigWarning, match=r"^sweep\.axes\.mean: .* e\.g\. 'reg_half_life'$"):
+        parse_config(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config(base())  # n_infusions, amount: no warning
+
+
+def test_xarray_attribute_list_is_current():
+    """The list is written out (reading a config does not import xarray): it must hold every
+    public attribute of the installed xarray; regenerate it as experiments/names.py says."""
+    import xarray as xr
+
+    from immunosim.experiments.names import XARRAY_ATTRIBUTES
+
+    public = {n for c in (xr.Dataset, xr.DataArray) for n in dir(c) if not n.startswith("_")}
+    assert public <= XARRAY_ATTRIBUTES, sorted(public - XARRAY_ATTRIBUTES)
+
+
+def test_reading_a_config_with_axes_does_not_import_xarray():
+    import subprocess
+    import sys
+
+    code = ("import sys; from immunosim.experiments.config import load_config; "
+            f"load_config({str(ROOT / 'configs' / 'dose_timing.toml')!r}); "
+            "assert 'xarray' not in sys.modules, 'xarray imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", ["patient", "dose", "landmark", "remission", "status",
+                                  "traj_activity", "parameter_units"])
+def test_axis_name_of_another_result_dimension_or_variable_is_refused(name):
+    d = base()
+    d["sweep"]["axes"][name] = d["sweep"]["axes"].pop("amount")
+    with pytest.raises(ConfigError, match=rf"^sweep\.axes\.{name}: '{name}' is already a "
+                                          "dimension or variable of the result"):
+        parse_config(d)

@@ -21,7 +21,7 @@ from immunosim.plotting._data import open_result
 from immunosim.plotting.api import FIGURES
 from tests.conftest import SMALL_CONFIG
 
-AXES = {"amount": [1e5, 1e6, 1e7], "first_day": [0.0, 91.0], "count": [1.0, 2.0],
+AXES = {"amount": [1e5, 1e6, 1e7], "first_day": [0.0, 91.0], "n_infusions": [1, 2],
         "interval": [30.0, 90.0]}
 
 
@@ -53,7 +53,7 @@ def fake_result(seed: int = 0, n_patients: int = 40, horizon: float = 730.0) -> 
 
 @pytest.fixture(scope="module")
 def small_result(tmp_path_factory):
-    """The SMALL_CONFIG sweep (2 scenarios x amount x count x 6 patients, 240 d) as a Zarr."""
+    """The SMALL_CONFIG sweep (2 scenarios x amount x n_infusions x 6 patients, 240 d) as a Zarr."""
     from immunosim.experiments.config import load_config
     from immunosim.experiments.sweep import sweep
 
@@ -170,17 +170,17 @@ def test_survival_figures_say_where_time_starts():
 
 
 def _numpy_map(ds, day, interval_index=0):
-    rem = ds.remission.values[0, :, :, :, interval_index]  # (amount, first_day, count, patient)
+    rem = ds.remission.values[0, :, :, :, interval_index]  # (amount, day, infusions, patient)
     t = ds.time_to_remission.values[0, :, :, :, interval_index]
     ok = ds.status.values[0, :, :, :, interval_index] == 0
     hit = np.where(ok, (rem & (t <= day)).astype(float), np.nan)
-    return np.nanmean(hit, axis=-1)  # (amount, first_day, count)
+    return np.nanmean(hit, axis=-1)  # (amount, first_day, n_infusions)
 
 
 def test_map_grid_is_the_mean_over_patients_at_the_chosen_slice():
     ds = fake_result()
     grid = map_grid(ds, "remission")
-    assert grid.dims == ("count", "amount", "first_day")  # facet, y, x
+    assert grid.dims == ("n_infusions", "amount", "first_day")  # facet, y, x
     assert grid.attrs["day"] == 365.0
     assert "interval between infusions = 30 d" in grid.attrs["note"]
     expected = np.moveaxis(_numpy_map(ds, 365.0), -1, 0)
@@ -271,7 +271,7 @@ def test_relapse_maps_are_labelled_with_their_denominators():
 
 
 def test_map_needs_two_grid_axes():
-    ds = fake_result().isel(amount=0, first_day=0, count=0, drop=True)
+    ds = fake_result().isel(amount=0, first_day=0, n_infusions=0, drop=True)
     with pytest.raises(PlotError, match="at least two axes"):
         map_grid(ds)
 
@@ -284,7 +284,7 @@ def test_waterfall_is_landmark_minus_baseline_sorted():
     bars = waterfall_data(ds, 365.0)
     assert list(bars) == ["1e5", "1e6", "1e7"]  # one scenario: series = the first sweep axis
     b = bars["1e5"]
-    sel = dict(scenario=0, amount=0, first_day=0, count=0, interval=0)
+    sel = dict(scenario=0, amount=0, first_day=0, n_infusions=0, interval=0)
     change = (ds.activity_at.isel(sel).sel(landmark=365.0) - ds.baseline_activity.isel(sel))
     ok = ds.status.isel(sel).values == 0
     expected = change.values[ok]
@@ -309,14 +309,14 @@ def test_timecourse_bands_are_numpy_percentiles(small_result):
         bands = timecourse_bands(ds)
         assert list(bands.series.values) == ["untreated", "msc"]
         assert "amount = 3e5 cells/kg" in bands.attrs["note"]
-        x = ds.traj_activity.isel(scenario=1, amount=0, count=0).values  # (patient, time)
-        ok = ds.status.isel(scenario=1, amount=0, count=0).values == 0
+        x = ds.traj_activity.isel(scenario=1, amount=0, n_infusions=0).values  # (patient, time)
+        ok = ds.status.isel(scenario=1, amount=0, n_infusions=0).values == 0
         q = np.percentile(x[ok], [5, 50, 95], axis=0)
         np.testing.assert_allclose(bands.activity.sel(series="msc").values, q)
         np.testing.assert_allclose(bands.dose_time.sel(series="msc").values[:1], [0.0])
         by_amount = timecourse_bands(ds, ["damage"], select={"scenario": "msc"}, vary="amount")
-        x = ds.traj_damage.isel(scenario=1, count=0).values  # (amount, patient, time)
-        ok = ds.status.isel(scenario=1, count=0).values == 0
+        x = ds.traj_damage.isel(scenario=1, n_infusions=0).values  # (amount, patient, time)
+        ok = ds.status.isel(scenario=1, n_infusions=0).values == 0
         x = np.where(ok[..., None], x, np.nan)
         np.testing.assert_allclose(by_amount.damage.sel(quantile=0.5).values,
                                    np.nanmedian(x, axis=1))
@@ -416,7 +416,7 @@ def test_default_selection_skips_and_lists_what_it_cannot_draw(tmp_path):
 def test_plot_result_writes_every_figure_and_the_index(small_result, tmp_path):
     out = tmp_path / "figs"
     written = plot_result(small_result, out)
-    # held at amount 3e5, count 1 by default: nobody remits, so no relapse-free curve
+    # held at amount 3e5, n_infusions 1 by default: nobody remits, so no relapse-free curve
     stems = ["timecourse", "dose_timing__remission_map", "dose_timing__relapse_map",
              "dose_timing__relapse_among_remitters_map",
              "survival__remission", "waterfall__day183", "bistability"]
@@ -435,7 +435,7 @@ def test_plot_result_writes_every_figure_and_the_index(small_result, tmp_path):
     assert "day 183 is the landmark closest to 365" in index
     assert "No relapse-free curve (survival__relapse_free): no patient reached remission" in index
     again = plot_result(small_result, out, figures=["survival"], formats=["pdf"],
-                        options={"survival": {"select": {"amount": 3e6, "count": 2}}})
+                        options={"survival": {"select": {"amount": 3e6, "n_infusions": 2}}})
     assert [p.name for p in again] == ["survival__remission.pdf", "survival__relapse_free.pdf",
                                        "index.md"]
     with pytest.raises(PlotError, match="unknown option 'landmark'; valid: select, vary"):

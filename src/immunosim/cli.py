@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("config")
     r.add_argument("-o", "--output", help="also write the result (.zarr or .nc)")
     r.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
+    r.add_argument("--select", action="append", metavar="scenario=NAME",
+                   help="summary: only these scenarios (repeatable; several: scenario=a,b)")
 
     s = sub.add_parser("sweep", help="run a config's full sweep and write the result")
     s.add_argument("config")
@@ -70,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="trajectories per batch (results do not depend on it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--select", action="append", metavar="AXIS=VALUE",
+                   help="summary: show these sweep points or scenarios (repeatable; e.g. "
+                        "amount=1e6; several values: interval=30,90)")
     s.add_argument("--task-size", type=_positive_int, default=None,
                    help="with Dask: runs per task (results do not depend on it)")
     d = s.add_mutually_exclusive_group()
@@ -291,6 +296,20 @@ def _calibrate(args) -> None:
     print(f"wrote {out}")
 
 
+def _select(items: list[str] | None, cfg) -> dict[str, list[str]]:
+    """``--select`` parsed and its keys checked against the config before any compute (the
+    values are checked against the result)."""
+    from .experiments.summary import SelectError, parse_select
+
+    select = parse_select(items)
+    valid = ["scenario", *cfg.sweep.axes] + (["point"] if cfg.sweep.design != "grid" else [])
+    for name in select:
+        if name not in valid:
+            raise SelectError(f"--select: '{name}' is not a scenario or sweep axis of "
+                              f"{cfg.name}; valid: {', '.join(valid)}")
+    return select
+
+
 def _sweep(args, cfg, out):
     """``immunosim sweep`` on the local engine or on Dask (``--scheduler``, ``--dask-local``)."""
     from .experiments.config import ConfigError
@@ -364,12 +383,14 @@ def _main(args) -> int:
 
             cfg = load_config(args.config)
             cfg = cfg.model_copy(update={"sweep": SweepConfig()})
+            select = _select(args.select, cfg)
             res = sweep(cfg, args.output, workers=args.workers, progress=False)
             import xarray as xr
 
-            ds = res if isinstance(res, xr.Dataset) else xr.open_dataset(
-                res, engine="zarr" if str(res).endswith(".zarr") else None)
-            print(summary_table(ds))
+            from .experiments.results import open_result
+
+            print(summary_table(res if isinstance(res, xr.Dataset) else open_result(res),
+                                select))
         elif args.command == "sweep":
             _check_workers(args.workers)
             from .experiments.sweep import summary_table
@@ -378,12 +399,12 @@ def _main(args) -> int:
             out = args.output or cfg.output.path
             if out is None:
                 raise ConfigError("output: no output path; pass -o OUT or set output.path")
+            select = _select(args.select, cfg)
             path = _sweep(args, cfg, out)
-            import xarray as xr
+            from .experiments.results import open_result
 
-            with (xr.open_zarr(path) if str(path).endswith(".zarr")
-                  else xr.open_dataset(path)) as ds:
-                print(summary_table(ds))
+            with open_result(path) as ds:
+                print(summary_table(ds, select))
             print(f"wrote {path}")
         elif args.command == "calibrate":
             _calibrate(args)

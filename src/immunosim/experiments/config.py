@@ -752,6 +752,7 @@ class Config(_Strict):
             raise ValueError("scenarios: no scenario; add at least one [scenarios.NAME] table")
         self._check_horizon()
         for aname, ax in self.sweep.axes.items():
+            _refuse_reserved_axis_name(aname)
             head = ax.target.partition(".")[0]
             names = self.axis_scenarios(ax)
             for n in names:
@@ -815,6 +816,8 @@ class Config(_Strict):
     def _warn_suspicious(self) -> None:
         """Warn (not refuse) about values that are allowed but likely a unit slip."""
         self._warn_implausible_parameters()
+        for aname, ax in self.sweep.axes.items():
+            _warn_shadowing_axis_name(aname, ax.target)
         for name, sc in self.scenarios.items():
             own = sc.doses  # records of a dosing table were warned about with their row
             for i, r in enumerate(sc.msc_list()[:None if own is None else own.msc_from]):
@@ -962,6 +965,36 @@ class Config(_Strict):
     def included(self) -> Included | None:
         """The file named by ``cohort.include`` (name, path, text), or None."""
         return self._included
+
+
+def _refuse_reserved_axis_name(name: str) -> None:
+    """An axis becomes a result dimension: it cannot take the name of another dimension or
+    variable of the result (``patient``, ``remission``, ``traj_*``, ...)."""
+    from .names import is_reserved
+
+    if is_reserved(name):
+        raise ValueError(f"sweep.axes.{name}: '{name}' is already a dimension or variable of "
+                         "the result; give the axis another name")
+
+
+#: Suggested names for axes whose name shadows an xarray attribute, by target.
+_AXIS_NAME_SUGGESTIONS = {"msc.count": "n_infusions", "rituximab.count": "n_rituximab",
+                          "cyclophosphamide.count": "n_pulses"}
+
+
+def _warn_shadowing_axis_name(name: str, target: str) -> None:
+    """A :class:`ConfigWarning` for an axis name that is an attribute of xarray Datasets or
+    DataArrays (``count``, ``mean``, ``values``): ``ds.<name>`` would be that, not the axis."""
+    from .names import XARRAY_ATTRIBUTES as taken
+
+    if name not in taken:
+        return
+    head, _, field = target.partition(".")
+    good = _AXIS_NAME_SUGGESTIONS.get(target) or next(
+        n for n in (field, f"{head}_{field}", f"axis_{name}") if n != name and n not in taken)
+    warnings.warn(f"sweep.axes.{name}: the name '{name}' is an attribute of xarray Datasets "
+                  f"(ds.{name} is that, not this axis; ds.sel({name}=...) still works); rename "
+                  f"the axis, e.g. '{good}'", ConfigWarning, stacklevel=3)
 
 
 def _cast(field: str, v: float) -> float | int:

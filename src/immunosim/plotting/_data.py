@@ -26,28 +26,18 @@ TRAJECTORY_HINT = "rerun the sweep with output.trajectories = true"
 
 
 def open_result(result: str | Path | xr.Dataset) -> tuple[xr.Dataset, str]:
-    """Open a result (``.zarr`` store or NetCDF file) lazily; return it and a name for captions."""
+    """Open a result (``.zarr`` store or NetCDF file; checked and opened by
+    :func:`immunosim.experiments.results.open_result`); return it and a name for captions."""
     if isinstance(result, xr.Dataset):
         return result, "an in-memory Dataset"
-    path = Path(result)
-    if not path.exists():
-        raise PlotError(f"{path}: no such result file")
-    if path.name.endswith(".partial"):
-        final = path.name[: -len(".partial")]
-        raise PlotError(f"{path}: an interrupted sweep, not a result; finish it with "
-                        f"'immunosim sweep CONFIG -o {final} --resume'")
+    from ..experiments.results import ResultError
+    from ..experiments.results import open_result as open_checked
+
     try:
-        if path.suffix == ".zarr" or (path.is_dir() and (path / ".zgroup").exists()):
-            ds = xr.open_zarr(path)
-        else:
-            ds = xr.open_dataset(path)
-    except Exception as e:  # unreadable: say so in one line, without the library's traceback
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise PlotError(f"{path}: cannot read as a result (.zarr or .nc): {first}") from None
-    if "model_digest" not in ds.attrs:  # every sweep and simulate result carries it
-        raise PlotError(f"{path}: not an immunosim result (no 'model_digest' attribute); "
-                        "expected the output of 'immunosim sweep' or immunosim.simulate")
-    return normalise(ds), str(path)
+        ds = open_checked(result)
+    except ResultError as e:
+        raise PlotError(str(e)) from None
+    return normalise(ds), str(result)
 
 
 def normalise(ds: xr.Dataset) -> xr.Dataset:

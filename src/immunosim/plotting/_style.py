@@ -85,7 +85,8 @@ def axis_info(ds, dim: str) -> tuple[str, str]:
         return "scenario", ""
     attrs = ds[dim].attrs if dim in ds.variables else {}
     long_name = attrs.get("long_name", "")
-    target = long_name.removeprefix("Sweep axis: ") if long_name.startswith("Sweep axis") else ""
+    target = attrs.get("sweep_target") or (  # results before sweep_target: in the long name
+        long_name.removeprefix("Sweep axis: ") if long_name.startswith("Sweep axis") else "")
     if target in _TARGET_LABELS:
         return _TARGET_LABELS[target]
     if target.startswith("parameters."):
@@ -95,7 +96,8 @@ def axis_info(ds, dim: str) -> tuple[str, str]:
         if pname in m.PARAMETERS.index:
             return pname, m.PARAMETERS[pname].unit
         return pname, ""
-    return (target or long_name or dim), attrs.get("units", "")
+    units = attrs.get("units", "")
+    return (target or long_name or dim), ("" if units == "1" else units)
 
 
 def axis_label(ds, dim: str) -> str:

@@ -77,7 +77,7 @@ def draw_figures(ds: xr.Dataset, figures: Sequence[str] | None = None, *,
         Names from :data:`FIGURES`; default all that ``ds`` supports (the others are skipped).
     options : mapping, optional
         Keyword options per family, e.g. ``{"waterfall": {"landmark": 183},
-        "dose_timing_map": {"select": {"interval": 90}}, "timecourse": {"vary": "count"}}``.
+        "dose_timing_map": {"select": {"interval": 90}}, "timecourse": {"vary": "n_infusions"}}``.
     select : mapping or list of str, optional
         Values at which every figure holds these dimensions, ``{"amount": 1e6}`` or
         ``["amount=1e6"]`` (nearest value within 5% for floats, exact for names and integers);
