@@ -21,6 +21,7 @@ same whatever the number of failed runs). The 95% interval depends on the design
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import stats
 
@@ -120,9 +121,23 @@ def outcome_probabilities(ds: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     return res
 
 
-def probability_table(ds: xr.Dataset, max_rows: int = 60) -> str:
-    """One line per scenario and sweep point: P(remission), P(durable remission), P(relapse),
-    each with its 95% interval, and the median surviving pre-treatment clones."""
+def probability_frame(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per scenario and sweep point: P(remission), P(durable remission), P(relapse),
+    P(relapse | remission), each as ``x% [lo-hi]`` with its 95% interval, and the median
+    surviving pre-treatment clones (cells are the strings :func:`probability_table` prints).
+
+    Parameters
+    ----------
+    ds : Dataset
+        An agent-based result (``patient`` and ``replicate`` dimensions, ``surviving_clones``).
+
+    Returns
+    -------
+    DataFrame
+        Columns: the scenario and sweep dimensions, ``runs``, ``P(remission)``, ``P(durable)``,
+        ``P(relapse)``, ``P(rel|rem)``, ``surv. clones``; ``attrs["interval"]`` names the
+        interval method (:func:`outcome_probabilities`).
+    """
     pr = outcome_probabilities(ds)
     lead = [d for d in pr.p_remission.dims]
     flat = pr.stack(row=lead) if lead else pr.expand_dims(row=[0])
@@ -138,22 +153,34 @@ def probability_table(ds: xr.Dataset, max_rows: int = 60) -> str:
 
     head = [*lead, "runs", "P(remission)", "P(durable)", "P(relapse)", "P(rel|rem)",
             "surv. clones"]
-    rows = [tuple(head)]
-    n = flat.sizes["row"]
-    for i in range(min(n, max_rows)):
+    rows = []
+    for i in range(flat.sizes["row"]):
         key = flat.row.values[i]
         key = key if isinstance(key, tuple) else (key,)
         cells = [f"{v:g}" if isinstance(v, (float, np.floating)) else str(v) for v in key]
-        rows.append(tuple(cells[: len(lead)] + [
+        rows.append(cells[: len(lead)] + [
             f"{int(flat.n_runs[i])}", fmt("p_remission", i), fmt("p_durable", i),
             fmt("p_relapse", i), fmt("p_relapse_given_remission", i),
-            f"{float(surv[i]):g}"]))
-    widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
+            f"{float(surv[i]):g}"])
+    out = pd.DataFrame(rows, columns=head)
+    out.attrs["interval"] = pr.attrs["interval"]
+    return out
+
+
+def probability_table(ds: xr.Dataset, max_rows: int = 60) -> str:
+    """One line per scenario and sweep point: P(remission), P(durable remission), P(relapse),
+    each with its 95% interval, and the median surviving pre-treatment clones
+    (:func:`probability_frame` as text)."""
+    frame = probability_frame(ds)
+    n = len(frame)
+    rows = [tuple(frame.columns)] + [tuple(r) for r in frame.head(max_rows).itertuples(
+        index=False)]
+    widths = [max(len(r[j]) for r in rows) for j in range(frame.shape[1])]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if n > max_rows:
         lines.append(f"... {n - max_rows} more rows (outcome_probabilities(ds) has them all)")
-    lines.append(f"x% [lo-hi]: estimate and 95% interval ({pr.attrs['interval']}); durable = "
+    lines.append(f"x% [lo-hi]: estimate and 95% interval ({frame.attrs['interval']}); durable = "
                  "remission without relapse by the end of follow-up; surv. clones: median clones "
                  "founded before day 0 that can still re-seed at the horizon")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -218,6 +219,52 @@ def _point_columns(d: xr.Dataset, max_points: int) -> dict[str, xr.Dataset]:
     return cols
 
 
+@dataclass(frozen=True)
+class Summary:
+    """The summary as tables (what :func:`summary_table` prints, for other renderers).
+
+    Attributes
+    ----------
+    tables : list of (str, DataFrame)
+        One ``(title, table)`` per scenario (title ``"scenario msc"``, possibly with the axes
+        held for it), or a single ``("", table)`` with one column per scenario when no scenario
+        has several sweep points. Rows are the axis values and statistics, columns the pooled
+        points and the chosen points; cells are the printed strings.
+    notes : list of str
+        What the numbers are (one paragraph each).
+    probabilities : Dataset or None
+        Agent-based results only: the selected runs, for
+        :func:`~immunosim.experiments.stochastic.probability_table`.
+    """
+
+    tables: list[tuple[str, pd.DataFrame]]
+    notes: list[str]
+    probabilities: xr.Dataset | None = None
+
+
+def summary_tables(ds: xr.Dataset, select: Mapping[str, list[str]] | None = None,
+                   max_points: int = MAX_POINTS) -> Summary:
+    """The summary of a result as tables (see the module docstring and :func:`summary_table`,
+    which prints them)."""
+    sel = dict(select or {})
+    res = _apply_select(ds[[v for v in _NEEDED if v in ds]], sel).load()
+    fu = float(res.attrs.get("follow_up_days", res.attrs.get("horizon_days", np.nan)))
+    scenarios = {str(s): _held(res, str(s)) for s in res.scenario.values}
+    multi = any(_n_points(d) > 1 for d, _ in scenarios.values())
+    # the axes: coordinates along the sweep points (grid dimensions, axes of a random design)
+    pdims = _point_dims(res)
+    axes = [d for d in pdims if d in res.coords] + [
+        c for c in res.coords if c not in res.dims and res[c].dims
+        and set(res[c].dims) <= set(pdims)]
+    if multi:
+        tables = [(_title(name, held), _rows(_point_columns(d, max_points), axes, fu))
+                  for name, (d, held) in scenarios.items()]
+    else:  # one table, a column per scenario
+        tables = [("", _rows({n: d for n, (d, _) in scenarios.items()}, axes, fu))]
+    probabilities = _apply_select(ds, sel) if "replicate" in res.dims else None
+    return Summary(tables, _notes(res, multi, max_points), probabilities)
+
+
 def summary_table(ds: xr.Dataset, select: Mapping[str, list[str]] | None = None,
                   max_points: int = MAX_POINTS) -> str:
     """The summary of a result as text (see the module docstring).
@@ -239,27 +286,14 @@ def summary_table(ds: xr.Dataset, select: Mapping[str, list[str]] | None = None,
         remitters where the row says so); with posterior draws (a ``draw`` coordinate) followed
         by ``[lo-hi]``, the 95% interval across draws of the per-draw share.
     """
-    sel = dict(select or {})
-    res = _apply_select(ds[[v for v in _NEEDED if v in ds]], sel).load()
-    fu = float(res.attrs.get("follow_up_days", res.attrs.get("horizon_days", np.nan)))
-    scenarios = {str(s): _held(res, str(s)) for s in res.scenario.values}
-    multi = any(_n_points(d) > 1 for d, _ in scenarios.values())
-    # the axes: coordinates along the sweep points (grid dimensions, axes of a random design)
-    pdims = _point_dims(res)
-    axes = [d for d in pdims if d in res.coords] + [
-        c for c in res.coords if c not in res.dims and res[c].dims
-        and set(res[c].dims) <= set(pdims)]
-    if multi:
-        blocks = [_title(name, held) + "\n" + _text(_rows(_point_columns(d, max_points), axes, fu))
-                  for name, (d, held) in scenarios.items()]
-    else:  # one table, a column per scenario
-        blocks = [_text(_rows({n: d for n, (d, _) in scenarios.items()}, axes, fu))]
-    text = "\n\n".join(blocks) + "\n" + _notes(res, multi, max_points)
-    if "replicate" in res.dims:
+    s = summary_tables(ds, select, max_points)
+    blocks = [(title + "\n" if title else "") + _text(df) for title, df in s.tables]
+    text = "\n\n".join(blocks) + "\n" + "\n".join(textwrap.fill(n, 100) for n in s.notes)
+    if s.probabilities is not None:
         from .stochastic import probability_table
 
         text += ("\n\nAgent-based engine: outcome probabilities per scenario and sweep point\n"
-                 + probability_table(_apply_select(ds, sel)))
+                 + probability_table(s.probabilities))
     return text
 
 
@@ -272,8 +306,8 @@ def _title(name: str, held: list[str]) -> str:
     return f"scenario {name}{extra}"
 
 
-def _notes(ds: xr.Dataset, multi: bool, max_points: int) -> str:
-    """What the numbers are, under the tables (lines of at most 100 characters)."""
+def _notes(ds: xr.Dataset, multi: bool, max_points: int) -> list[str]:
+    """What the numbers are, under the tables (one paragraph each)."""
     notes = ["k/n: runs with the outcome / runs with status 0 (among remitters or responders "
              "where named); times and landmarks in days after the origin (time_origin = "
              f"{ds.attrs.get('time_origin', 'start')})"]
@@ -288,4 +322,4 @@ def _notes(ds: xr.Dataset, multi: bool, max_points: int) -> str:
         k = int(ds.draw.max()) + 1
         notes.append(f"x% [lo-hi]: pooled over all {k} posterior draws, then the 95% interval "
                      "across draws of the per-draw percentage (subjects shared by every draw)")
-    return "\n".join(textwrap.fill(n, 100) for n in notes)
+    return notes
