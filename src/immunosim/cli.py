@@ -1,4 +1,4 @@
-"""``immunosim`` command line: run, sweep, validate, plot, info, sensitivity, calibrate,
+"""``immunosim`` command line: run, sweep, validate, plot, report, info, sensitivity, calibrate,
 validation-report.
 
 Every expected error (bad config, bad path, missing variables) is one line on stderr and exit
@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
                    default=None, help="time origin of the relapse-free curves (default: each "
                                       "patient's remission onset)")
 
+    _report_parser(sub)
+
     sub.add_parser("info", help="version, model, parameters with units and sources")
 
     c = sub.add_parser("calibrate", help="fit the cohort to published outcomes (targets)")
@@ -151,6 +153,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="cohort patient I (default: the reference patient, model.parameters)")
     x.add_argument("--antimony", metavar="FILE", help="also write the Antimony source")
     return ap
+
+
+def _report_parser(sub) -> None:
+    """``immunosim report RESULT -o report.html`` (options as ``immunosim plot``)."""
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a result")
+    rp.add_argument("result")
+    rp.add_argument("-o", "--output", required=True, help="HTML file to write (report.html)")
+    rp.add_argument("--figures", nargs="*", default=None,
+                    help="names of figures to include (default: all that the result supports)")
+    rp.add_argument("--select", action="append", default=None, metavar="DIM=VALUE",
+                    help="hold a scenario or sweep axis at a value in the tables and figures "
+                         "(repeatable; as immunosim plot --select)")
+    rp.add_argument("--subgroup", action="append", default=None, metavar="CONDITION",
+                    help="report only the patients meeting a condition (repeatable, combined "
+                         "with AND; as immunosim plot --subgroup), e.g. 'activation_rate>q75'")
+    rp.add_argument("--relapse-origin", choices=["remission_onset", "time_origin"],
+                    default=None, help="time origin of the relapse-free curves")
+    rp.add_argument("--overwrite", action="store_true", help="replace an existing report")
 
 
 def _export_sbml(args) -> int:
@@ -424,6 +444,15 @@ def _main(args) -> int:
                                   subgroup=args.subgroup, options=opts)
             for w in written:
                 print(w)
+        elif args.command == "report":
+            from .reporting.report import write_report
+
+            opts = ({"survival": {"relapse_origin": args.relapse_origin}}
+                    if args.relapse_origin else None)
+            out = write_report(args.result, args.output, figures=args.figures,
+                               select=args.select, subgroup=args.subgroup, options=opts,
+                               overwrite=args.overwrite)
+            print(f"wrote {out}")
         elif args.command == "sensitivity":
             _sensitivity(args, load_config(args.config))
         elif args.command == "export-sbml":
