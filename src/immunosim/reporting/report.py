@@ -54,6 +54,8 @@ NEEDED = ("status", "remission", "time_to_remission", "response", "flare", "rela
           "activity_at")
 #: Patients listed one by one in the cohort section (the quantile tables cover them all).
 MAX_PATIENT_ROWS = 200
+#: A scenario with at most this many sweep points also gets a table with a row per point.
+MAX_POINT_ROWS = 500
 #: Values of a sweep axis listed in the design table before "...".
 MAX_AXIS_VALUES = 12
 #: Coordinates along ``patient`` that are not covariates.
@@ -208,9 +210,10 @@ def _patients(ds: xr.Dataset, cfg: dict) -> pd.DataFrame:
             cols[c] = np.asarray(ds[c].values)
     if "patient_parameters" in ds:
         pp = ds.patient_parameters.transpose("patient", "parameter")
-        drawn = set((cfg.get("cohort") or {}).get("parameters") or {})
-        for j, name in enumerate(map(str, ds.parameter.values)):
-            x = np.asarray(pp.values[:, j])
+        drawn = list((cfg.get("cohort") or {}).get("parameters") or {})
+        names = [str(p) for p in ds.parameter.values]
+        for name in [n for n in drawn if n in names] + [n for n in names if n not in drawn]:
+            x = np.asarray(pp.values[:, names.index(name)])
             if name in drawn or np.unique(x).size > 1:
                 cols[name] = x
     for name, v in ds.variables.items():
@@ -306,11 +309,31 @@ def _summary_select(held: Mapping[str, object]) -> dict[str, list[str]]:
     return {dim: [repr(float(v)) if isinstance(v, float) else str(v)] for dim, v in held.items()}
 
 
+def _every_point(df: pd.DataFrame) -> pd.DataFrame | None:
+    """A summary table with a column per sweep point, turned into a row per point (the pooled
+    column dropped); None when it does not have a column per point."""
+    points = [c for c in df.columns if str(c).startswith("point ")]
+    return df[points].T if points else None
+
+
 def _outcomes(ds: xr.Dataset, held: Mapping[str, object]) -> dict:
-    """The summary tables (and the agent-based probabilities) as HTML."""
-    s = summary_tables(ds, _summary_select(held))
-    tables = [{"title": title or "scenarios side by side", "id": f"summary-{i}",
-               "html": _html_table(df, f"summary-{i}")} for i, (title, df) in enumerate(s.tables)]
+    """The summary tables (and the agent-based probabilities) as HTML; where a scenario has
+    more sweep points than the summary shows one by one, also a row per point (at most
+    :data:`MAX_POINT_ROWS`), from the same summary with a column per point."""
+    sel = _summary_select(held)
+    s = summary_tables(ds, sel)
+    every = summary_tables(ds, sel, max_points=MAX_POINT_ROWS).tables
+    tables = []
+    for i, ((title, df), (_, full)) in enumerate(zip(s.tables, every)):
+        t = {"title": title or "scenarios side by side", "id": f"summary-{i}",
+             "html": _html_table(df, f"summary-{i}"), "points": "", "n_points": 0,
+             "too_many": False}
+        if _every_point(df) is None and str(df.columns[0]).startswith("all "):
+            rows = _every_point(full)
+            t["too_many"] = rows is None
+            if rows is not None:
+                t["points"], t["n_points"] = _html_table(rows, f"points-{i}"), len(rows)
+        tables.append(t)
     prob = None
     if s.probabilities is not None:
         frame = probability_frame(s.probabilities)
@@ -423,6 +446,7 @@ def render_report(result: str | Path | xr.Dataset, figures: Sequence[str] | None
         "outcomes": _outcomes(tables_ds, held),
         "figures": figs,
         "skipped": skipped,
+        "max_point_rows": MAX_POINT_ROWS,
     }
     return _environment().get_template("report.html.j2").render(**page)
 
