@@ -217,6 +217,18 @@ def test_posterior_draws_with_a_subgroup(ds):
     assert "6 virtual patients: 2 posterior draws x 3 subjects" in page
 
 
+def test_covariates_of_a_population_table(ds):
+    """Catches: text covariates left out of the cohort section, or the table's patient IDs
+    counted as if they were a covariate."""
+    d = ds.assign_coords(sex=("patient", list("FFMFFM")),
+                         patient_id=("patient", [f"P{i}" for i in range(6)]))
+    page = render_report(d, figures=["waterfall"])
+    assert "<p>sex: F: 4, M: 2</p>" in page
+    assert "<p>patient_id:" not in page
+    assert [r[-2:] for r in parse(page).tables["cohort-patients"][2:4]] == [["F", "P0"],
+                                                                           ["F", "P1"]]
+
+
 def test_not_a_sweep_result(ds):
     with pytest.raises(ReportError, match=r"not a sweep result \(no 'remission'\)"):
         render_report(ds.drop_vars("remission"), figures=["waterfall"])

@@ -137,14 +137,15 @@ def _provenance(ds: xr.Dataset, cfg: dict, source: str, modified: float | None
     if a.get("description"):
         rows.append(("description", str(a["description"])))
     rows.append(("seed", str(a.get("seed", "?"))))
-    engine = str(a.get("engine", "ode"))
-    if engine == "abm":
-        e = cfg.get("engine", {})
-        rows.append(("engine", f"agent-based: {ds.sizes.get('replicate', '?')} replicates, "
-                               f"system size {_num(e.get('system_size', np.nan))}"))
+    if str(a.get("engine", "ode")) == "abm":
+        size = (cfg.get("engine") or {}).get("system_size", np.nan)
+        engine = (f"agent-based: {ds.sizes.get('replicate', '?')} replicates, system size "
+                  f"{_num(size)}")
     else:
-        rows.append(("engine", f"ODE, {a.get('solver_method', '?')} (rtol {_num(a['rtol'])}, "
-                               f"atol {_num(a['atol'])})" if "rtol" in a else "ODE"))
+        engine = f"ODE, {a.get('solver_method', '?')}"
+        if "rtol" in a:
+            engine += f" (rtol {_num(a['rtol'])}, atol {_num(a['atol'])})"
+    rows.append(("engine", engine))
     rows.append(("horizon", f"{_num(a.get('horizon_days', np.nan))} d; outcomes from "
                             f"time_origin = {a.get('time_origin', 'start')}, follow-up "
                             f"{_num(a.get('follow_up_days', np.nan))} d"))
@@ -257,6 +258,12 @@ def _posterior(ds: xr.Dataset, cfg: dict) -> pd.DataFrame | None:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def _table_name(table) -> str:
+    """The file of a population table (the config keeps it parsed: ``{"file": ..., ...}``)."""
+    return str(table.get("file", "(given as a DataFrame)")) if isinstance(table, dict) else str(
+        table)
+
+
 def _cohort_size(ds: xr.Dataset, cohort: dict) -> str:
     """``"60 virtual patients: 10 posterior draws x 6 subjects, ..."``."""
     n = ds.sizes["patient"]
@@ -267,8 +274,9 @@ def _cohort_size(ds: xr.Dataset, cohort: dict) -> str:
         size = f"{n} virtual patients"
     if "replicate" in ds.dims:
         size += f", each simulated {ds.sizes['replicate']} times (agent-based replicates)"
-    if cohort.get("table"):
-        size += f"; from the population table {cohort['table']}"
+    table = cohort.get("table")
+    if table:
+        size += f"; from the population table {_table_name(table)}"
     if ds.attrs.get("cohort_include"):
         size += f"; cohort included from {ds.attrs['cohort_include']}"
     return size
@@ -282,8 +290,8 @@ def _cohort(ds: xr.Dataset, sub: xr.Dataset, cfg: dict) -> dict:
     patients = _patients(sub, cfg)
     numeric = {c: patients[c].to_numpy() for c in patients
                if patients[c].dtype.kind in "iufb" and c not in ("draw", "subject")}
-    categorical = {c: _categories(patients[c]) for c in patients
-                   if c not in numeric and c not in ("draw", "subject")}
+    categorical = {c: _categories(patients[c]) for c in patients  # not the table's IDs
+                   if c not in numeric and c not in ("draw", "subject", "patient_id")}
     shown = patients.head(MAX_PATIENT_ROWS).map(_num)
     post = _posterior(ds, cfg)
     return {
@@ -412,22 +420,30 @@ def render_report(result: str | Path | xr.Dataset, figures: Sequence[str] | None
     ResultError, ReportError, PlotError, SelectError
         One line: not a readable sweep result, a bad selection, subgroup or figure name.
     """
-    modified = None
     if isinstance(result, xr.Dataset):
-        ds, source = result, source or "an in-memory Dataset"
-    else:
-        path = Path(result)
-        ds, source = open_result(path), source or str(path)
-        modified = path.stat().st_mtime
+        return _page(result, source or "an in-memory Dataset", None, figures, select, subgroup,
+                     options, dpi)
+    path = Path(result)
+    ds = open_result(path)
+    try:
+        return _page(ds, source or str(path), path.stat().st_mtime, figures, select, subgroup,
+                     options, dpi)
+    finally:
+        ds.close()  # a large result stays open (lazy) until here
+
+
+def _page(ds: xr.Dataset, source: str, modified: float | None, figures, select, subgroup,
+          options, dpi) -> str:
+    """:func:`render_report` of an open result (``modified``: the file's mtime, if a file)."""
     _check_result(ds, source)
     held = resolve_select(ds, parse_select(select))
     sub = select_subgroup(ds, subgroup)
-    tables_ds = sub
     draws_dropped = bool(subgroup) and "draw" in sub.coords
-    if draws_dropped:  # per-draw shares need every subject of every draw
-        tables_ds = sub.drop_vars([c for c in ("draw", "subject") if c in sub.coords])
+    # per-draw shares need every subject of every draw: a subgroup's tables pool the draws
+    tables_ds = sub.drop_vars(["draw", "subject"], errors="ignore") if draws_dropped else sub
     cfg = _config(ds)
     figs, skipped = _figures(ds, figures, held, subgroup, options, dpi)
+    has_axes = any("sweep_target" in c.attrs for c in ds.coords.values())
     page = {
         "title": str(ds.attrs.get("title", "immunosim result")),
         "description": str(ds.attrs.get("description", "")),
@@ -437,8 +453,7 @@ def render_report(result: str | Path | xr.Dataset, figures: Sequence[str] | None
         "cohort_include": str(ds.attrs.get("cohort_include", "")),
         "cohort_toml": str(ds.attrs.get("cohort_toml", "")),
         "scenarios": [str(s) for s in ds.scenario.values],
-        "design": _html_table(_design(ds), "design", kind="text") if any(
-            "sweep_target" in c.attrs for c in ds.coords.values()) else "",
+        "design": _html_table(_design(ds), "design", kind="text") if has_axes else "",
         "held": [f"{k} = {_num(v)}" for k, v in held.items()],
         "subgroup": str(sub.attrs.get("subgroup", "")),
         "draws_dropped": draws_dropped,
