@@ -24,6 +24,22 @@ def test_msc_record_expands_to_repeated_doses_with_potency():
     assert ev == [(5.0, m.MSC, OP_ADD, 3.0), (35.0, m.MSC, OP_ADD, 3.0), (65.0, m.MSC, OP_ADD, 3.0)]
 
 
+def test_same_day_repeat_is_count_doses_and_the_engine_applies_each():
+    """``interval = 0, count = 2``: two infusions on one day (it used to be refused). The engine
+    applies every event at the same time, so two doses of 5e5 act as one of 1e6."""
+    from immunosim.experiments.simulate import Scenario, simulate
+
+    double = MSCInfusion(5e5, time=3, interval=0, count=2)
+    assert double.events(P) == [(3.0, m.MSC, OP_ADD, 0.5), (3.0, m.MSC, OP_ADD, 0.5)]
+    np.testing.assert_array_equal(double.dose_times(), [3.0, 3.0])
+    ds = simulate([Scenario("double", (double,)), Scenario("one", (MSCInfusion(1e6, time=3),)),
+                   Scenario("half", (MSCInfusion(5e5, time=3),))], horizon=60)
+    msc = ds.msc.sel(time=4.0).values
+    assert msc[0] == pytest.approx(msc[1], rel=1e-9) and msc[0] > 1.5 * msc[2]
+    np.testing.assert_allclose(ds.reg.sel(scenario="double"), ds.reg.sel(scenario="one"),
+                               rtol=1e-9, atol=1e-12)
+
+
 def test_hsct_events():
     ev = HSCT(12.0, depletion=0.9, t_cell_depletion=0.8, llpc_depletion=0.4,
               regulatory_reset=0.7).events(P)
@@ -48,7 +64,8 @@ def test_schedule_sorts_across_interventions():
 
 
 @pytest.mark.parametrize("bad, msg", [
-    (lambda: MSCInfusion(-1), "amount"), (lambda: MSCInfusion(1e6, count=2), "interval"),
+    (lambda: MSCInfusion(-1), "amount"), (lambda: MSCInfusion(1e6, count=2, interval=-1),
+                                          "interval"),
     (lambda: MSCInfusion(1e6, source="fat"), "source"), (lambda: HSCT(0, depletion=1.5),
                                                            "depletion"),
     (lambda: StandardTherapy(1.0), "suppression"), (lambda: MSCInfusion(1e6, count=0), "count"),
