@@ -72,9 +72,6 @@ BROKEN = [
     (with_("scenarios.msc.msc.interval", 250),
      "sweep.axes.count: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
     (with_("outcomes.landmarks", [91, 400]), "outcomes.landmarks: 400 is after the horizon"),
-    # repeated doses without an interval
-    (with_("scenarios.msc.msc.interval", 0),
-     "sweep.axes.count: count up to 2 needs msc.interval > 0 in scenario 'msc'"),
     # bad distributions
     (with_("cohort.parameters.activation_rate", {"distribution": "gamma", "median": 1}),
      "cohort.parameters.activation_rate.distribution: 'gamma' is invalid"),
