@@ -103,20 +103,21 @@ def implausible_message(key: str, name: str, values) -> str | None:
 MSC_AMOUNT_PLAUSIBLE = (1e4, 1e8)
 
 
-def msc_amount_message(key: str, amount: float) -> str | None:
+def msc_amount_message(key: str, amount: float, what: str = "") -> str | None:
     """A unit-slip hint for an MSC ``amount`` outside :data:`MSC_AMOUNT_PLAUSIBLE` (0, a sham
     infusion, is fine)."""
     from ..model.regimens import BODY_WEIGHT_KG
 
     lo, hi = MSC_AMOUNT_PLAUSIBLE
+    head = f"{key}: {what}{amount:g} cells/kg is"
     if 0 < amount < lo:
         hint = (f"; did you mean {amount * 1e6:g}?" if 0.1 <= amount <= 10 else "")
-        return (f"{key}: {amount:g} cells/kg is below the plausible floor of {lo:g} cells/kg "
-                f"(typical 1e5-1e7); amount is cells per kg, not millions of cells{hint}")
+        return (f"{head} below the plausible floor of {lo:g} cells/kg (typical 1e5-1e7); "
+                f"amount is cells per kg, not millions of cells{hint}")
     if amount > hi:
-        return (f"{key}: {amount:g} cells/kg is above the plausible ceiling of {hi:g} cells/kg "
-                f"(typical 1e5-1e7); amount is per kg of body weight, not the total: did you "
-                f"mean {amount / BODY_WEIGHT_KG:.3g} ({amount:g} over {BODY_WEIGHT_KG:g} kg)?")
+        return (f"{head} above the plausible ceiling of {hi:g} cells/kg (typical 1e5-1e7); "
+                f"amount is per kg of body weight, not the total: did you mean "
+                f"{amount / BODY_WEIGHT_KG:.3g} ({amount:g} over {BODY_WEIGHT_KG:g} kg)?")
     return None
 
 
@@ -948,7 +949,7 @@ class Config(_Strict):
             if ax.target == "msc.amount":
                 vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
                 for v in vals:
-                    self._suspicious(msc_amount_message(f"sweep.axes.{aname}: value", float(v)))
+                    self._suspicious(msc_amount_message(f"sweep.axes.{aname}", float(v), "value "))
 
     def _warn_implausible_parameters(self) -> None:
         """A ConfigWarning per model parameter set outside its plausible range (``low`` to
