@@ -341,14 +341,11 @@ def _interrupted(what: str, args) -> str:
 
 
 def _main(args) -> int:
-    from .experiments.config import ConfigError, load_config
-    from .experiments.simulate import NoDiseasedState
-    from .experiments.sweep import SweepError
-    from .experiments.targets import TargetError
-    from .plotting.api import PlotError
+    from .errors import ImmunosimError  # the modules raising these load only when needed
 
-    expected = (ConfigError, SweepError, NoDiseasedState, FileNotFoundError, PlotError,
-                TargetError)
+    from .experiments.config import ConfigError, load_config
+
+    expected = (ImmunosimError, FileNotFoundError)
     try:
         if args.command == "info":
             print(_info())

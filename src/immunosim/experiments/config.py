@@ -39,15 +39,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..engines.ode.tableaus import METHODS
+from ..errors import ImmunosimError
 from ..model import sle_msc as m
 from ..model.interventions import HSCT, MSCInfusion, StandardTherapy
 from ._config_types import Count, Float, Fraction, Int, NonNeg, Pos, _Strict
 from ._include import Included, IncludeError, resolve_cohort
-from .simulate import Scenario, SolverOptions
+from .scenario import Scenario, SolverOptions
 from .therapy_config import DRUGS, INT_FIELDS, TARGETS, TherapyRecord, _Record
 
 
-class ConfigError(ValueError):
+class ConfigError(ImmunosimError, ValueError):
     """Invalid config; the message is one line: ``key.path: problem``."""
 
 

@@ -7,42 +7,21 @@ states -> one call of the batched ODE engine. Sweeps call it chunk by chunk.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 
 from .. import __version__
-from ..engines.ode.solver import DEFAULT_METHOD, EventTable, ODESolution, solve
+from ..engines.ode.solver import EventTable, ODESolution, solve
 from ..engines.ode.status import MESSAGES
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
 from ..model.interventions import MSCInfusion, apply_parameters, schedule
 from ..model.steady_states import diseased_states
+from .scenario import NoDiseasedState, Scenario, SolverOptions
 
-
-@dataclass(frozen=True)
-class Scenario:
-    """A named treatment scenario: interventions plus parameter overrides."""
-
-    name: str
-    interventions: tuple = ()
-    parameters: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SolverOptions:
-    """Numerical settings passed to :func:`immunosim.engines.ode.solver.solve`."""
-
-    method: str = DEFAULT_METHOD
-    rtol: float = 1e-6
-    atol: float = 1e-8
-    max_steps: int = 100_000
-
-
-class NoDiseasedState(ValueError):
-    """A parameter set has no diseased steady state to start from."""
+__all__ = ["NoDiseasedState", "Scenario", "SolverOptions", "simulate", "run_batch"]
 
 
 def initial_states(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__
+from ..errors import ImmunosimError
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
@@ -54,7 +55,7 @@ NOT_COMPUTED = -1
 _TREATMENT_ONLY = m.PARAMETERS.treatment_indices()
 
 
-class SweepError(RuntimeError):
+class SweepError(ImmunosimError, RuntimeError):
     """A sweep could not run (bad output path, mismatched resume, ...); one-line message."""
 
 

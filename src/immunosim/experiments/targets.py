@@ -24,6 +24,8 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import stats
 
+from ..errors import ImmunosimError
+
 #: Days of a year in the targets' yearly windows.
 YEAR = 365.0
 
@@ -90,7 +92,7 @@ def data_interval(t: Target, level: float = 0.95) -> tuple[float, float]:
     return float(t.mean - half), float(t.mean + half)
 
 
-class TargetError(ValueError):
+class TargetError(ImmunosimError, ValueError):
     """A targets file is missing or malformed (one-line message naming the file and entry)."""
 
 

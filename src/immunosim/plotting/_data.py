@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..errors import ImmunosimError
 from ._style import MAX_SERIES, axis_info, fmt_value, fmt_with_unit
 
 #: Dimensions of a sweep result that are not sweep axes.
@@ -23,7 +24,7 @@ NON_AXIS_DIMS = ("scenario", "patient", "landmark", "time", "dose", "parameter",
 TRAJECTORY_HINT = "rerun the sweep with output.trajectories = true"
 
 
-class PlotError(ValueError):
+class PlotError(ImmunosimError, ValueError):
     """A figure cannot be drawn from a result (missing file or variables, bad option); the
     message is one line naming what is missing and how to get it."""
 
