@@ -685,3 +685,18 @@ def test_same_day_double_dose_validates():
     msc = next(s for s in cfg.build_scenarios() if s.name == "msc")
     (iv,), _ = apply_point(design, design.n_points - 1, msc, m.PARAMETERS.defaults())
     assert (iv.count, iv.interval) == (2, 0.0) and list(iv.dose_times()) == [0.0, 0.0]
+
+
+def test_docs_zip_example_validates():
+    import re
+
+    from immunosim.experiments.design import expand
+
+    text = (ROOT / "docs" / "configs.md").read_text()
+    section = text[text.index("**Same-day repeats"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    cfg = parse_config(tomllib.loads("\n".join(line.removeprefix("  ")
+                                               for line in block.splitlines())))
+    design = expand(cfg)
+    assert design.dims == ("regimen", "source") and design.shape == (2, 2)
+    assert design.coords["amount"][0] == ("regimen",)

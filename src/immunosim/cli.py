@@ -342,7 +342,6 @@ def _interrupted(what: str, args) -> str:
 
 def _main(args) -> int:
     from .errors import ImmunosimError  # the modules raising these load only when needed
-
     from .experiments.config import ConfigError, load_config
 
     expected = (ImmunosimError, FileNotFoundError)
