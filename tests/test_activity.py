@@ -81,3 +81,32 @@ def test_clinical_inputs_put_model_items_on_the_sledai_table():
 
 def test_model_serology_items_are_the_instruments():
     assert {it.name for it in act.ITEMS if it.domain == "serology"} == set(SLEDAI_2K.serology)
+
+
+def test_score_items_matches_its_per_item_twin_on_random_states():
+    """The accumulating scorer against the plain one (presence array @ weights), on random
+    states spanning every threshold, with a few non-finite rows. Catches a wrong weight, a
+    flipped direction (C3 scores when *below*), serology points on a non-serology item, or a
+    bit set for an absent item."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    y = np.tile(healthy_state(), (n, 1))
+    ic50 = P[m.PARAMETERS.index["ic_k50"]]
+    y[:, m.IC] = rng.uniform(0, 6, n) * ic50
+    y[:, m.INFLAMMATION] = rng.uniform(0, 7, n)
+    y[:, m.DAMAGE] = rng.uniform(0, 1, n)
+    y[:, m.ANTI_DSDNA] = rng.uniform(0, 80, n)
+    y[:, m.C3] = rng.uniform(40, 140, n)
+    y[:, m.GC] = rng.uniform(0, 60, n)
+    y[::97, m.C3] = np.nan
+    bits = np.array([1 << (3 * k + 1) for k in range(len(act.ITEMS))], dtype=np.int64)
+    s = act.score_items(y, P, bits=bits)
+    present = act.item_presence(act.readouts(y, P))
+    bad = np.isnan(y).any(axis=1)
+    sero = np.array([it.domain == "serology" for it in act.ITEMS])
+    w = np.array([it.points for it in act.ITEMS], dtype=float)
+    np.testing.assert_array_equal(s["score"][~bad], (present @ w)[~bad])
+    np.testing.assert_array_equal(s["serology_points"][~bad], (present @ (w * sero))[~bad])
+    np.testing.assert_array_equal(s["items"][~bad], (present * bits).sum(axis=1)[~bad])
+    assert np.isnan(s["score"][bad]).all() and (s["items"][bad] == 0).all()
+    assert np.unique(s["score"][~bad]).size > 10 and present.any(axis=0).all()  # all items seen

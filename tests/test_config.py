@@ -4,7 +4,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from immunosim.experiments.config import ConfigError, load_config, parse_config, tomllib
+from immunosim.experiments.config import (
+    ConfigError,
+    load_config,
+    loads_config,
+    parse_config,
+    tomllib,
+)
 from tests.conftest import CALIBRATED_COHORT, ROOT, SMALL_CONFIG
 
 #: Experiment configs (the calibration config and the included cohort file are checked in
@@ -631,6 +637,18 @@ def test_an_axis_on_a_cohort_parameter_needs_override_cohort():
     with pytest.raises(ConfigError, match=r"^sweep\.axes\.count\.override_cohort: only for "
                        "parameters"):
         parse_config(with_("sweep.axes.count.override_cohort", True))
+
+
+def test_an_axis_on_a_population_table_column_needs_override_cohort(tmp_path):
+    (tmp_path / "patients.csv").write_text("ID,msc_response\nP1,1.2\nP2,0.4\n")
+    text = ('[scenarios.msc]\nmsc = { amount = 1e6 }\n[cohort]\ntable = "patients.csv"\n'
+            '[sweep.axes.resp]\ntarget = "parameters.msc_response"\nvalues = [1.0]\n')
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.resp: parameters\.msc_response is "
+                       r"given per patient by cohort\.table 'patients\.csv'"):
+        loads_config(text, base_dir=tmp_path)
+    cfg = loads_config(text + "override_cohort = true\n", base_dir=tmp_path)
+    assert cfg.cohort.size == 2
+    assert cfg.replace({"seed": 4}).cohort.table.ids == ["P1", "P2"]  # a resolved table
 
 
 # --- categorical and zipped axes, same-day repeats ---------------------------------------------

@@ -188,6 +188,15 @@ def test_scenario_override_cannot_vary():
         sobol_sensitivity(cfg, parameters=["activation_rate"])
 
 
+def test_population_table_is_refused():
+    import pandas as pd
+
+    table = pd.DataFrame({"ID": ["a", "b"], "activation_rate": [0.06, 0.08]})
+    cfg = parse_config({**CONFIG, "cohort": {"table": table}})
+    with pytest.raises(ConfigError, match=r"^cohort.table: 'DataFrame' fixes each patient"):
+        sobol_sensitivity(cfg, parameters=["msc_response"])
+
+
 # --- CLI and figure -----------------------------------------------------------------------------
 
 

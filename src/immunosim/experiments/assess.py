@@ -40,10 +40,8 @@ def clinical_inputs(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     (int64 bitmask over :data:`~immunosim.experiments.sledai.SLEDAI_2K`, (R, T)); rows with a
     non-finite state are NaN (their items 0).
     """
-    s = act.score_items(y, p)
-    items = (s["present"].astype(np.int64) * _TABLE_BITS).sum(axis=-1)
-    items = np.where(np.isnan(s["score"]), 0, items)
-    return {"score": s["score"], "serology_points": s["serology_points"], "items": items,
+    s = act.score_items(y, p, bits=_TABLE_BITS)
+    return {"score": s["score"], "serology_points": s["serology_points"], "items": s["items"],
             "prednisone": y[..., m.GC_DOSE]}
 
 

@@ -11,11 +11,16 @@ disease" of the trials (LITERATURE.md, section 1).
 With ``posterior_draws = K`` (a fitted cohort, ``[cohort.posterior]``) the cohort is ``K`` blocks
 of the same ``size`` subjects, block ``k`` drawn from the distributions of posterior draw ``k``;
 subject ``i`` keeps its stream in every block, so draws differ by their parameters, not by noise.
+
+With a population table (``[cohort] table``) subject ``i`` is row ``i`` of the table: the
+parameters the table gives are the patient's, the others are drawn as above from the same stream
+(or are the defaults), and a patient with no diseased state is refused, naming the row. The
+patients' IDs and covariates go with them (:meth:`Cohort.patient_coords`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -104,6 +109,10 @@ class Cohort:
     y0: np.ndarray
     redraws: np.ndarray
     n_draws: int = 1
+    #: Patient IDs of a population table, shape (n_patients,); None without a table.
+    ids: np.ndarray | None = None
+    #: Covariates of a population table: name -> values, shape (n_patients,) each.
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -124,6 +133,16 @@ class Cohort:
         """Posterior draw of each patient, shape (n_patients,)."""
         return np.arange(self.size) // self.n_subjects
 
+    def patient_coords(self) -> dict[str, tuple[np.ndarray, dict]]:
+        """Coordinates along ``patient`` from a population table: ``patient_id`` and each
+        covariate, name -> (values (n_patients,), attributes); empty without a table."""
+        if self.ids is None:
+            return {}
+        out = {"patient_id": (self.ids, {"long_name": "Patient ID (cohort.table)"})}
+        for name, v in self.covariates.items():
+            out[name] = (v, {"long_name": f"Covariate {name} (cohort.table)"})
+        return out
+
 
 def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
     """Draw ``cfg.size`` patients around the parameter vector ``base``, for each posterior draw.
@@ -135,9 +154,35 @@ def sample_cohort(cfg: CohortConfig, base: np.ndarray, seed: int) -> Cohort:
     parts = [_sample(c, base, seed, k if cfg.posterior_draws else None)
              for k, c in enumerate(draw_configs(cfg))]
     if len(parts) == 1:
-        return parts[0]
-    return Cohort(*(np.concatenate([getattr(c, f) for c in parts])
-                    for f in ("params", "y0", "redraws")), n_draws=len(parts))
+        cohort = parts[0]
+    else:
+        cohort = Cohort(*(np.concatenate([getattr(c, f) for c in parts])
+                          for f in ("params", "y0", "redraws")), n_draws=len(parts))
+    return _labelled(cohort, cfg)
+
+
+def _labelled(cohort: Cohort, cfg: CohortConfig) -> Cohort:
+    """The cohort with the IDs and covariates of its population table (each subject's)."""
+    t = cfg.table
+    if t is None:
+        return cohort
+    sub = cohort.subject
+    covs = {}
+    for name, vals in t.covariates.items():
+        v = (np.array(vals, dtype=str) if vals and isinstance(vals[0], str)
+             else np.array([np.nan if x is None else x for x in vals], dtype=float))
+        covs[name] = v[sub]
+    return replace(cohort, ids=np.array(t.ids, dtype=str)[sub], covariates=covs)
+
+
+def _bases(cfg: CohortConfig, base: np.ndarray) -> np.ndarray:
+    """Each patient's parameters before any draw, shape (size, n_params): ``base`` with the
+    population table's values."""
+    rows = np.repeat(base[None, :], cfg.size, axis=0)
+    if cfg.table is not None:
+        for name, vals in cfg.table.parameters.items():
+            rows[:, m.PARAMETERS.index[name]] = vals
+    return rows
 
 
 def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) -> Cohort:
@@ -153,25 +198,35 @@ def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) ->
     chol = correlation_cholesky(cfg, draw) if names else np.zeros((0, 0))
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
             for i in range(cfg.size)]
+    bases = _bases(cfg, base)
     params = np.empty((cfg.size, base.size))
     y0 = np.empty((cfg.size, m.N_STATES))
     redraws = np.zeros(cfg.size, dtype=np.int64)
     pending = np.arange(cfg.size)
     for attempt in range(cfg.max_redraws + 1):
-        draws = np.repeat(base[None, :], pending.size, axis=0)
+        draws = bases[pending].copy()
         if names:
             for row, i in enumerate(pending):
                 u = stats.norm.cdf(chol @ rngs[i].standard_normal(len(names)))
                 draws[row, idx] = [d.ppf(x) for d, x in zip(dists, u)]
         valid = m.PARAMETERS.in_domain(draws)  # outside a hard domain: redrawn
-        ys, ok = diseased_states(np.where(valid[:, None], draws, base[None, :]))
+        ys, ok = diseased_states(np.where(valid[:, None], draws, bases[pending]))
         ok &= valid
         done = pending[ok]
         params[done], y0[done], redraws[done] = draws[ok], ys[ok], attempt
         pending = pending[~ok]
         if pending.size == 0:
             return Cohort(params, y0, redraws)
+        if cfg.table is not None and not names:
+            break  # nothing to redraw: the table's patient is as given
     where = "" if draw is None else f" under posterior draw {draw}"
+    if cfg.table is not None:
+        i = int(pending[0])
+        tries = f" after {attempt + 1} draws of the other parameters" if names else ""
+        raise ConfigError(
+            f"cohort.table: {cfg.table.file}, row {i + 1} (ID '{cfg.table.ids[i]}'){where}: no "
+            f"untreated diseased steady state{tries}; the cohort is patients with active "
+            "disease (SLE active without therapy): check the row's values or remove the row")
     raise ConfigError(
         f"cohort: patient {int(pending[0])}{where} has no untreated diseased steady state after "
         f"{cfg.max_redraws + 1} draws; the distributions put too much mass where the untreated "

@@ -262,18 +262,40 @@ class StandardTherapyConfig(_Strict):
         return StandardTherapy(self.suppression)
 
 
+class DoseTableSource(_Strict):
+    """Where a scenario's dosing records came from (``doses = "FILE"``): the table's rows are
+    already the scenario's records, from ``msc_from`` in ``msc`` and ``therapy_from`` in
+    ``therapy`` on (:func:`~immunosim.experiments.tables.dose_records`)."""
+
+    file: str
+    records: Annotated[Int, Field(ge=0)]
+    msc_from: Annotated[Int, Field(ge=0)] = 0
+    therapy_from: Annotated[Int, Field(ge=0)] = 0
+
+
+def _not_a_path(v: Any) -> Any:
+    """A table name that reached the schema was never read (``Config.model_validate`` on a raw
+    TOML dict): refuse it rather than run without the table."""
+    if isinstance(v, str) or hasattr(v, "__fspath__") or type(v).__name__ == "DataFrame":
+        raise ValueError(f"{str(v)!r} is a table to read: load the config with "
+                         "load_config(path) or parse_config(data, base_dir=...)")
+    return v
+
+
 class ScenarioConfig(_Strict):
     """``[scenarios.NAME]``: interventions (any of ``msc``, ``hsct``, ``standard_therapy`` and a
     ``therapy`` list of drug records) and parameter overrides. An empty table is the untreated
-    scenario."""
+    scenario. ``doses = "FILE"`` adds the records of a dosing table (``docs/configs.md``)."""
 
     msc: MSCConfig | list[MSCConfig] | None = None
     hsct: HSCTConfig | None = None
     standard_therapy: StandardTherapyConfig | None = None
     therapy: list[TherapyRecord] = Field(default_factory=list)
     parameters: dict[str, Float] = Field(default_factory=dict)
+    doses: DoseTableSource | None = None
 
     _v = field_validator("parameters")(_check_parameters)
+    _d = field_validator("doses", mode="before")(_not_a_path)
 
     @field_validator("therapy", mode="before")
     @classmethod
@@ -629,12 +651,53 @@ class PosteriorConfig(_Strict):
         return len(self.median)
 
 
+class PopulationTable(_Strict):
+    """``[cohort] table``: the content of a population table (one entry per patient, in table
+    order), as read by :func:`~immunosim.experiments.tables.read_population`; in the config so
+    that its digest covers the table's content.
+
+    ``parameters``: name -> values (n_patients,), in the parameter's unit; ``covariates``:
+    name -> numbers (None where blank) or strings (n_patients,).
+    """
+
+    file: str
+    ids: list[str]
+    parameters: dict[str, list[Float]] = Field(default_factory=dict)
+    covariates: dict[str, list[float | None] | list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shape(self):
+        n = len(self.ids)
+        if n == 0:
+            raise ValueError("ids: no patients; expected one per table row")
+        if len(set(self.ids)) != n:
+            raise ValueError("ids: duplicate patient IDs; expected one row per patient")
+        for kind, cols in (("parameters", self.parameters), ("covariates", self.covariates)):
+            for name, vals in cols.items():
+                if len(vals) != n:
+                    raise ValueError(f"{kind}.{name}: {len(vals)} values; expected {n} (one "
+                                     "per patient)")
+        for name, vals in self.parameters.items():
+            if name not in m.PARAMETERS:
+                raise ValueError(f"parameters: {m.PARAMETERS.unknown_message(name)}")
+            bad = domain_problem(name, vals)
+            if bad:
+                raise ValueError(f"parameters.{name}: {bad}")
+        return self
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
 class CohortConfig(_Strict):
     """``[cohort]``: virtual patients, each starting from their own diseased steady state.
 
     With ``posterior_draws = K > 0`` the cohort is ``K`` copies of ``size`` patients, copy ``k``
     drawn from the distributions of posterior draw ``k`` (see :class:`PosteriorConfig` and
-    :func:`~immunosim.experiments.cohort.draw_configs`).
+    :func:`~immunosim.experiments.cohort.draw_configs`). With a ``table`` the cohort is exactly
+    its patients: their parameters from the table, the others from ``parameters``
+    (distributions) or the defaults.
     """
 
     size: Annotated[Int, Field(ge=1)] = 1
@@ -643,6 +706,28 @@ class CohortConfig(_Strict):
     max_redraws: Annotated[Int, Field(ge=0)] = 50
     posterior: PosteriorConfig | None = None
     posterior_draws: Annotated[Int, Field(ge=0)] = 0
+    table: PopulationTable | None = None
+    covariates: list[str] | None = None
+
+    _t = field_validator("table", mode="before")(_not_a_path)
+
+    @model_validator(mode="after")
+    def _table(self):
+        t = self.table
+        if t is None:
+            if self.covariates is not None:
+                raise ValueError("covariates: only with cohort.table (its covariate columns)")
+            return self
+        if "size" in self.model_fields_set and self.size != t.size:
+            raise ValueError(f"size: {self.size} is invalid: cohort.table '{t.file}' has "
+                             f"{t.size} patients, which is the cohort; leave size out")
+        object.__setattr__(self, "size", t.size)
+        for name in self.parameters:
+            if name in t.parameters:
+                raise ValueError(f"parameters.{name}: also a column of cohort.table "
+                                 f"'{t.file}'; expected one source per parameter (drop the "
+                                 "distribution or the column)")
+        return self
 
     @field_validator("parameters")
     @classmethod
@@ -902,11 +987,18 @@ class Config(_Strict):
         """An axis on a parameter the cohort draws per patient replaces every patient's draw
         with one value: refused unless the axis says ``override_cohort = true``."""
         head, _, field = ax.target.partition(".")
-        if head == "parameters" and field in self.cohort.parameters and not ax.override_cohort:
-            raise ValueError(f"sweep.axes.{aname}: {ax.target} is drawn per patient by "
-                             f"cohort.parameters.{field}; the axis would give every patient the "
-                             "same value. Set override_cohort = true on the axis to do that on "
-                             "purpose, or remove the axis")
+        if head != "parameters" or ax.override_cohort:
+            return
+        table = self.cohort.table
+        if field in self.cohort.parameters:
+            source = f"drawn per patient by cohort.parameters.{field}"
+        elif table is not None and field in table.parameters:
+            source = f"given per patient by cohort.table '{table.file}'"
+        else:
+            return
+        raise ValueError(f"sweep.axes.{aname}: {ax.target} is {source}; the axis would give "
+                         "every patient the same value. Set override_cohort = true on the axis "
+                         "to do that on purpose, or remove the axis")
 
     def _check_horizon(self) -> None:
         """Every dose of every scenario (HSCT: each conditioning day) within the horizon."""
@@ -940,10 +1032,11 @@ class Config(_Strict):
         ``strict = true``)."""
         self._warn_implausible_parameters()
         for name, sc in self.scenarios.items():
-            for i, r in enumerate(sc.msc_list()):
+            own = sc.doses  # records of a dosing table were warned about with their row
+            for i, r in enumerate(sc.msc_list()[:None if own is None else own.msc_from]):
                 key = f"scenarios.{name}.msc" + (f".{i}" if isinstance(sc.msc, list) else "")
                 self._suspicious(msc_amount_message(f"{key}.amount", r.amount))
-            for i, r in enumerate(sc.therapy):
+            for i, r in enumerate(sc.therapy[:None if own is None else own.therapy_from]):
                 for field, msg in r.suspicious():
                     self._suspicious(f"scenarios.{name}.therapy.{i}.{field}: {msg}")
         for aname, ax in self.sweep.axes.items():
@@ -1241,8 +1334,10 @@ def parse_config(data: dict, source_text: str = "", *,
                  base_dir: str | Path | None = None) -> Config:
     """Validate a config dictionary (as read from TOML); raise :class:`ConfigError`.
 
-    ``base_dir`` is where a ``[cohort] include = "FILE"`` is looked up (the config file's
-    directory; :func:`load_config` passes it). Without it an include is refused.
+    ``base_dir`` is where a ``[cohort] include = "FILE"``, a ``[cohort] table = "FILE"`` and a
+    scenario's ``doses = "FILE"`` are looked up (the config file's directory; :func:`load_config`
+    passes it). Without it a file name is refused; ``doses`` and ``table`` may also be pandas
+    DataFrames (``immunosim.experiments.tables``).
     """
     if not data:
         raise ConfigError("empty config: give at least one [scenarios.NAME] table")
@@ -1250,10 +1345,16 @@ def parse_config(data: dict, source_text: str = "", *,
     if depth > MAX_DEPTH:
         raise ConfigError(f"{depth_path(data)}: nested {depth} levels deep; expected at most "
                           f"{MAX_DEPTH}")
+    local_cohort = data.get("cohort")
     try:
         data, included = resolve_cohort(data, base_dir)
     except IncludeError as e:
         raise ConfigError(str(e)) from None
+    if _names_tables(data):
+        from .tables import resolve_tables  # builds on this module; imports pandas
+
+        data = resolve_tables(data, local_cohort, base_dir,
+                              None if included is None else included.path.parent)
     cfg = _validated(lambda: Config._validate_raw(data), included)
     cfg._source_text = source_text
     cfg._included = included
@@ -1276,6 +1377,14 @@ def _validated(build, included: Included | None = None) -> Any:
         raise ConfigError("config nested too deeply") from None
     except (TypeError, ValueError, ArithmeticError, MemoryError) as e:  # odd input
         raise ConfigError(_one_line(f"invalid config: {e}")) from None
+
+
+def _names_tables(data: dict) -> bool:
+    """Whether the config has a ``cohort.table`` or a scenario's ``doses`` to read."""
+    cohort, scenarios = data.get("cohort"), data.get("scenarios")
+    return ((isinstance(cohort, dict) and "table" in cohort)
+            or (isinstance(scenarios, dict)
+                and any(isinstance(sc, dict) and "doses" in sc for sc in scenarios.values())))
 
 
 def _one_line(msg: str) -> str:

@@ -144,8 +144,12 @@ def input_marginals(cfg: Config, scenario: str,
     """The cohort's parameters, then the extra ``parameters`` not in the cohort, in that order.
 
     Raises :class:`ConfigError` for an unknown name, a parameter the scenario fixes (its value
-    would overwrite the sampled one), or no input at all.
+    would overwrite the sampled one), a population table (``cohort.table``), or no input.
     """
+    if cfg.cohort.table is not None:  # its values would be dropped without a word
+        raise ConfigError(f"cohort.table: '{cfg.cohort.table.file}' fixes each patient's "
+                          "parameters, and Sobol' indices need every input drawn from a "
+                          "distribution; use a config with cohort.parameters distributions")
     fixed = cfg.scenarios[scenario].parameters
     out: dict[str, Marginal] = {}
     for name, d in cfg.cohort.parameters.items():

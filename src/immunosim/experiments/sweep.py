@@ -386,6 +386,8 @@ def _coords(p: Plan) -> dict:
         c[name] = (dims, vals, {"long_name": p.design.long_names[name]})
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
+    for name, (vals, attrs) in p.cohort.patient_coords().items():  # a population table's
+        c[name] = ("patient", vals, attrs)
     if cfg.cohort.posterior_draws:  # patient j = draw * size + subject
         c["draw"] = ("patient", p.cohort.draw, {"long_name": "Posterior draw"})
         c["subject"] = ("patient", p.cohort.subject,
@@ -562,7 +564,7 @@ class ZarrWriter:
         # during creation leaves no half-made ``work`` that --resume would trip on.
         self._creating = self.out.with_name(self.out.name + ".partial-creating")
         self.vars = _variables(p)
-        self._group = None
+        self._arrays = None
 
     def _check_same_code(self) -> None:
         """The unfinished store was written by this immunosim version and model: finished
@@ -631,10 +633,10 @@ class ZarrWriter:
         each design point it fills)."""
         import zarr
 
-        if self._group is None:
-            self._group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
-        for name in self.vars:
-            arr = self._group[name]
+        if self._arrays is None:  # open once: each lookup of an array reads its metadata
+            group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
+            self._arrays = {name: group[name] for name in self.vars}
+        for name, arr in self._arrays.items():
             values = np.asarray(data[name]).astype(arr.dtype, copy=False)
             for idx in _block_regions(self.p, b):
                 arr[idx] = values.reshape(_region_shape(idx, arr.shape))

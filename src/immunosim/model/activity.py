@@ -88,7 +88,6 @@ ITEM_STEEPNESS = 6.0
 
 #: Item weights (points), thresholds and direction, in the order of :data:`ITEMS`.
 ITEM_WEIGHTS = np.array([it.points for it in ITEMS], dtype=np.float64)
-SEROLOGY_WEIGHTS = np.where([it.domain == "serology" for it in ITEMS], ITEM_WEIGHTS, 0.0)
 _THRESHOLD = np.array([it.threshold for it in ITEMS])
 _ABOVE = np.array([it.above for it in ITEMS])
 
@@ -150,26 +149,47 @@ def item_probability(values: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(np.isinf(rk), 1.0, rk / (1.0 + rk))
 
 
-def score_items(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
-    """Items present and the score, from the states.
+def score_items(y: np.ndarray, p: np.ndarray, bits: np.ndarray | None = None,
+                ) -> dict[str, np.ndarray]:
+    """The score, its serology points and (optionally) a bitmask of the items present.
+
+    Accumulates item by item over arrays of shape ``y.shape[:-1]``, never building the
+    ``(..., n_items)`` presence array (a sweep scores every saved day of every run: the
+    3-D array cost more than the integration). :func:`item_presence` is the per-item twin.
 
     Parameters
     ----------
     y : ndarray, shape (..., n_states)
     p : ndarray, shape (n_params,) or (P, n_params)
+    bits : ndarray of int64, shape (n_items,), optional
+        The bit each item sets in ``items`` (e.g. its place in an instrument's table).
 
     Returns
     -------
-    dict with ``readouts`` (the dict of :func:`readouts`), ``present`` (bool,
-    ``y.shape[:-1] + (n_items,)``), ``score`` and ``serology_points`` (points,
-    ``y.shape[:-1]``; NaN where a state is not finite).
+    dict with ``readouts`` (the dict of :func:`readouts`), ``score`` and ``serology_points``
+    (points, ``y.shape[:-1]``; NaN where a state is not finite) and, with ``bits``, ``items``
+    (int64 bitmask, ``y.shape[:-1]``; 0 where a state is not finite).
     """
     v = readouts(y, p)
-    present = item_presence(v)
     bad = ~np.isfinite(np.asarray(y, dtype=float)).all(axis=-1)
-    score = np.where(bad, np.nan, present @ ITEM_WEIGHTS)
-    sero = np.where(bad, np.nan, present @ SEROLOGY_WEIGHTS)
-    return {"readouts": v, "present": present, "score": score, "serology_points": sero}
+    score = np.zeros(bad.shape)
+    sero = np.zeros(bad.shape)
+    items = None if bits is None else np.zeros(bad.shape, dtype=np.int64)
+    for k, it in enumerate(ITEMS):
+        x = v[it.variable]
+        present = x > it.threshold if it.above else x < it.threshold
+        np.add(score, float(it.points), out=score, where=present)
+        if it.domain == "serology":
+            np.add(sero, float(it.points), out=sero, where=present)
+        if items is not None:
+            np.bitwise_or(items, bits[k], out=items, where=present)
+    score[bad] = np.nan
+    sero[bad] = np.nan
+    out = {"readouts": v, "score": score, "serology_points": sero}
+    if items is not None:
+        items[bad] = 0
+        out["items"] = items
+    return out
 
 
 def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
@@ -191,4 +211,4 @@ def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
 
 def activity(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     """SLEDAI-2K-like score (points), shape ``y.shape[:-1]``; see the module docstring."""
-    return observables(y, p)["activity"]
+    return score_items(y, p)["score"]
