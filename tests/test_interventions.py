@@ -74,3 +74,23 @@ def test_schedule_sorts_across_interventions():
 def test_invalid_interventions(bad, msg):
     with pytest.raises(ValueError, match=msg):
         bad()
+
+
+def test_potency_of_a_source_not_infused_cannot_matter(default_params, diseased_y0):
+    """Sweeps share the runs of a bone-marrow arm along a potency_uc axis: sound only while the
+    equations never read ``potency_*`` (only MSCInfusion.events does)."""
+    from immunosim.model.interventions import unused_parameters
+
+    assert unused_parameters([]) == ["potency_bm", "potency_uc"]
+    assert unused_parameters([MSCInfusion(1e6), HSCT(0.0)]) == ["potency_uc"]
+    assert unused_parameters([MSCInfusion(1e6, source="uc"), MSCInfusion(1e6)]) == []
+    y = diseased_y0 * np.linspace(0.5, 1.5, diseased_y0.size)
+    y[m.MSC] = 2.0  # MSCs present
+    for name in ("potency_bm", "potency_uc"):
+        p = default_params.copy()
+        p[m.PARAMETERS.index[name]] = 0.5
+        q = p.copy()
+        q[m.PARAMETERS.index[name]] = 2.0
+        np.testing.assert_array_equal(m.rhs_py(3.0, y, p), m.rhs_py(3.0, y, q))
+    bm = MSCInfusion(1e6).events(p)
+    assert bm == MSCInfusion(1e6).events(default_params)  # p differs in potency_uc only

@@ -449,3 +449,37 @@ def test_progress_lines_without_a_terminal(small_config_path, monkeypatch, capsy
     assert all(re.fullmatch(r"immunosim: small: \d+/30 runs \(\d+%\), \d+ runs/s"
                             r"(, \d+ s left)?", x) for x in lines[1:]), lines
     assert lines[-1].startswith("immunosim: small: 30/30 runs (100%)")
+
+
+def test_a_bone_marrow_arm_is_computed_once_along_a_potency_uc_axis(tmp_path, monkeypatch):
+    """The potency of UC-MSCs cannot change a BM-MSC or untreated run: 3 arms x 4 potencies
+    used to be 12 runs per patient; now 1 + 1 + 4, with the values computing each gives."""
+    from immunosim.experiments.sweep import plan
+
+    path = tmp_path / "potency.toml"
+    path.write_text("""
+seed = 5
+horizon = 120
+[scenarios.untreated]
+[scenarios.bm]
+msc = { amount = 1e6, source = "bm" }
+[scenarios.uc]
+msc = { amount = 1e6, source = "uc" }
+[sweep.axes.potency]
+target = "parameters.potency_uc"
+values = [0.5, 1.0, 1.5, 2.0]
+[cohort]
+size = 3
+[outcomes]
+assessment_every = 7
+landmarks = [60, 120]
+""")
+    cfg = load_config(path)
+    assert (plan(cfg).n_runs, plan(cfg).n_computed) == (36, 18)
+    shared = sweep(cfg, progress=False)
+    bm = shared.activity_at.sel(scenario="bm")
+    assert (bm == bm.isel(potency=0)).all()
+    uc = shared.activity_at.sel(scenario="uc")
+    assert not (uc == uc.isel(potency=0)).all()
+    _every_point_computed(monkeypatch)
+    xr.testing.assert_identical(sweep(cfg, progress=False), shared)

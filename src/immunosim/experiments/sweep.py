@@ -6,9 +6,10 @@ resume (a marker file written after its data). Blocks are grouped into engine ba
 ``output.chunk_size`` trajectories, so memory stays bounded by one batch however large the sweep.
 
 Runs are computed once: the design points at which a scenario's runs are the same (it does not
-use the axes that tell them apart, e.g. an untreated arm under an MSC-amount axis, or an MSC
-interval when the count is 1) share one block per patient range, whose values are written at
-each of them (broadcast along those axes; identical to computing each).
+use the axes that tell them apart: an untreated arm under an MSC-amount axis, a bone-marrow arm
+under a ``parameters.potency_uc`` axis, an MSC interval when the count is 1) share one block per
+patient range, whose values are written at each of them (broadcast along those axes; identical
+to computing each).
 
 Results are reduced as they are produced: outcomes always; trajectories only when
 ``output.trajectories`` is true, and then every ``output.trajectory_every`` days. A sweep writes
@@ -35,6 +36,7 @@ from ..errors import ImmunosimError
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
+from ..model.interventions import unused_parameters
 from .assess import assess, death_draws, death_times, follow_up
 from .clinical import OUTCOMES
 from .cohort import Cohort, posterior_rows, sample_cohort
@@ -182,7 +184,9 @@ def same_runs(setups: list[tuple[tuple, np.ndarray]]) -> list[tuple[int, ...]]:
     """
     groups: dict[tuple[str, bytes], list[int]] = {}
     for pt, (ivs, params) in enumerate(setups):
-        key = (repr(tuple(_canonical(iv) for iv in ivs)), np.asarray(params).tobytes())
+        q = np.array(params, dtype=float)
+        q[[m.PARAMETERS.index[n] for n in unused_parameters(ivs)]] = 0.0  # cannot matter
+        key = (repr(tuple(_canonical(iv) for iv in ivs)), q.tobytes())
         groups.setdefault(key, []).append(pt)
     return [tuple(g) for g in groups.values()]
 

@@ -50,6 +50,10 @@ def repeated_times(time: float, interval: float, count: int, *,
         raise ValueError(f"interval: {interval!r} must be > 0 days when count > 1")
     return time + interval * np.arange(int(count))
 
+#: MSC cell sources; each has a ``potency_<source>`` parameter, read only by
+#: :meth:`MSCInfusion.events` (never by the model's equations).
+MSC_SOURCES = ("bm", "uc")
+
 #: B-lineage compartments removed by HSCT (conditioning plus a CD34-selected graft).
 HSCT_B_LINEAGE = (m.B_NAIVE, m.B_GC, m.B_MEM, m.PLASMABLAST)
 #: Cyclophosphamide conditioning: 50 mg/kg on each of 4 days, 200 mg/kg in all (Burt RK et al.,
@@ -87,7 +91,7 @@ class MSCInfusion:
     def __post_init__(self) -> None:
         check_number("amount", self.amount, unit="cells/kg")
         repeated_times(self.time, self.interval, self.count, same_day=True)
-        if self.source not in ("bm", "uc"):
+        if self.source not in MSC_SOURCES:
             raise ValueError(f"source: {self.source!r} is not one of 'bm', 'uc'")
 
     def dose_times(self) -> np.ndarray:
@@ -210,6 +214,14 @@ def apply_parameters(interventions, p: np.ndarray) -> np.ndarray:
         if isinstance(iv, StandardTherapy):
             p = iv.apply(p)
     return p
+
+
+def unused_parameters(interventions) -> list[str]:
+    """Model parameters that runs with ``interventions`` cannot depend on: the potency of each
+    MSC source none of them infuses (``potency_*`` enter only through
+    :meth:`MSCInfusion.events`). A sweep computes runs that differ only in these once."""
+    used = {iv.source for iv in interventions if isinstance(iv, MSCInfusion)}
+    return [f"potency_{s}" for s in MSC_SOURCES if s not in used]
 
 
 def schedule(interventions, p: np.ndarray) -> list[Event]:
