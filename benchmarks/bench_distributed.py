@@ -40,7 +40,7 @@ msc = {{ amount = 1e6, time = 0, interval = 60, count = 1 }}
 [sweep.axes.amount]
 target = "msc.amount"
 logspace = {{ start = 1e5, stop = 1e7, num = 4 }}
-[sweep.axes.count]
+[sweep.axes.n_infusions]
 target = "msc.count"
 values = [1, 2]
 [cohort]

@@ -2,7 +2,7 @@
 
 What it measures
 ----------------
-1. **Throughput**: a dose-timing grid (amount x first day x count, over a virtual cohort) run with
+1. **Throughput**: a dose-timing grid (amount x first day x doses, over a virtual cohort) run with
    ``immunosim.sweep`` to a Zarr store, in runs (points x patients) per second, next to the
    raw batched engine on the *same* runs (``engines.ode.solver.solve`` with the same parameters,
    initial states and events, no outcome reduction or I/O). The ratio sweep/engine is the cost
@@ -42,7 +42,7 @@ logspace = {{ start = 1e5, stop = 1e7, num = 4 }}
 [sweep.axes.first_day]
 target = "msc.time"
 values = [0, 91, 183]
-[sweep.axes.count]
+[sweep.axes.n_infusions]
 target = "msc.count"
 values = [1, 2]
 [cohort]

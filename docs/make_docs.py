@@ -1,6 +1,8 @@
 """Regenerate docs/parameters.md and the figures in docs/figures/ from the code.
 
 Run: ``python docs/make_docs.py``. ``tests/test_docs.py`` checks parameters.md is current.
+``python docs/make_docs.py --plots`` redraws (only) the ``plot_*`` figures of docs/plots.md from
+cut-down copies of the example configs (:data:`PLOT_SWEEPS`; about two minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -13,6 +15,23 @@ import numpy as np
 from immunosim.model import activity as activity_module
 
 HERE = Path(__file__).parent
+
+#: The sweeps behind the figures of docs/plots.md: example configs with a smaller cohort.
+PLOT_SWEEPS = {"msc_vs_hsct": 60, "dose_timing": 30}
+#: docs/figures/<name>.png <- (sweep, figure stem of `immunosim plot`, plot_result options)
+PLOT_FIGURES = {
+    "plot_timecourse": ("msc_vs_hsct", "timecourse", {}),
+    "plot_survival": ("msc_vs_hsct", "survival__remission", {}),
+    "plot_relapse_free": ("msc_vs_hsct", "survival__relapse_free", {}),
+    "plot_bistability": ("msc_vs_hsct", "bistability", {}),
+    "plot_dose_timing_map": ("dose_timing", "dose_timing__remission_map", {}),
+    "plot_relapse_map": ("dose_timing", "dose_timing__relapse_map", {}),
+    "plot_relapse_among_remitters_map": ("dose_timing", "dose_timing__relapse_among_remitters_map",
+                                         {}),
+    "plot_timecourse_selected": ("dose_timing", "timecourse",
+                                 {"select": ["first_day=91"], "subgroup": "activation_rate>q50",
+                                  "figures": ["timecourse"]}),
+}
 
 
 def parameters_markdown() -> str:
@@ -133,7 +152,46 @@ def baseline_figure(path: Path) -> str:
             f"proteinuria {prot.mean():.2f} +- {prot.std():.2f}")
 
 
+def cut_down_sweep(name: str, size: int, out_dir: Path) -> Path:
+    """Run ``configs/<name>.toml`` with a cohort of ``size`` patients into ``out_dir``."""
+    import re
+
+    from immunosim.experiments.config import load_config
+    from immunosim.experiments.sweep import sweep
+
+    configs = HERE.parent / "configs"
+    text = (configs / f"{name}.toml").read_text()
+    text = re.sub(r"(?m)^size = \d+", f"size = {size}", text, count=1)
+    text = text.replace('include = "cohort_calibrated.toml"',
+                        f'include = "{(configs / "cohort_calibrated.toml").as_posix()}"')
+    path = out_dir / f"{name}_{size}.toml"
+    path.write_text(text)
+    return sweep(load_config(path), out_dir / f"{name}_{size}.zarr", progress=False)
+
+
+def plot_figures() -> list[str]:
+    """Redraw the figures of docs/plots.md (:data:`PLOT_FIGURES`) from the cut-down sweeps."""
+    import shutil
+    import tempfile
+
+    from immunosim.plotting import plot_result
+
+    done = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        results = {n: cut_down_sweep(n, k, tmp) for n, k in PLOT_SWEEPS.items()}
+        for target, (sweep_name, stem, opts) in PLOT_FIGURES.items():
+            out = tmp / target
+            plot_result(results[sweep_name], out, formats=["png"], **opts)
+            shutil.copy(out / f"{stem}.png", HERE / "figures" / f"{target}.png")
+            done.append(f"docs/figures/{target}.png")
+    return done
+
+
 def main() -> int:
+    if "--plots" in sys.argv[1:]:  # only these: they need two sweeps
+        print("wrote " + ", ".join(plot_figures()))
+        return 0
     (HERE / "parameters.md").write_text(parameters_markdown())
     bistability_figure(HERE / "figures" / "bistability.png")
     summary = baseline_figure(HERE / "figures" / "baseline_activity.png")

@@ -62,7 +62,7 @@ msc = { amount = 1e6, time = 0, interval = 30, count = 1 }
 [sweep.axes.amount]
 target = "msc.amount"
 values = [3e5, 3e6]
-[sweep.axes.count]
+[sweep.axes.n_infusions]
 target = "msc.count"
 values = [1, 2]
 [cohort]

@@ -161,3 +161,21 @@ def test_interval_when_every_patient_has_the_same_share():
     se = shares.std(ddof=1) / np.sqrt(3)
     np.testing.assert_allclose(float(pr.p_remission_high), shares.mean() + 1.959964 * se,
                                rtol=1e-6)
+
+
+def test_probabilities_are_dimensionless_and_inherit_nothing():
+    """Old behaviour: every probability carried the status flags (``flag_values``,
+    ``flag_meanings``) through ``status == 0``, and ``n_runs`` was labelled with them."""
+    dims = ("patient", "replicate")
+    rng = np.random.default_rng(1)
+    rem = rng.random((3, 8)) < 0.5
+    ds = xr.Dataset({"status": (dims, np.zeros((3, 8), dtype=np.int64),
+                                {"long_name": "Run status", "flag_values": [0, 1],
+                                 "flag_meanings": "success failed"}),
+                     "remission": (dims, rem, {"long_name": "Remission", "units": "1"}),
+                     "relapse": (dims, rem & (rng.random((3, 8)) < 0.5),
+                                 {"long_name": "Relapse", "units": "1"})})
+    pr = outcome_probabilities(ds)
+    for name, v in pr.data_vars.items():
+        assert set(v.attrs) == {"units", "long_name"} and v.attrs["units"] == "1", name
+    assert pr.p_remission.attrs["long_name"] == "P(sustained remission)"

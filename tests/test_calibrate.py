@@ -73,6 +73,18 @@ def test_fixed_spread_layout_unpacks():
     assert mu.tolist() == [0.1, 0.2] and sig.tolist() == [0.5, 0.15] and np.isnan(trm)
 
 
+def test_cloud_drops_patients_outside_a_hard_domain():
+    """As the cohort sampler redraws them: the fit is to the truncated distribution."""
+    from immunosim.experiments.cloud import simulate_cloud
+
+    cfg = parse_config({**BASE, "horizon": 30, "outcomes": {"landmarks": [30]}})
+    cloud = simulate_cloud(cfg, ["msc"], ["gc_emax_renal"], np.array([np.log(0.9)]),
+                           np.array([[0.3**2]]), 256, seed=0)
+    assert cloud.drawn == 256
+    assert 0.5 * 256 < cloud.size < 0.8 * 256  # P(x < log 1) = 0.64 under the proposal
+    assert np.all(np.exp(cloud.x) <= 1.0)
+
+
 # --- recovery of a synthetic cohort ------------------------------------------------------------
 
 TRUTH = {"activation_rate": (0.12, 0.35), "msc_response": (1.6, 0.6)}  # median, log-SD
@@ -238,6 +250,11 @@ def test_shipped_calibration_config_and_cohort_validate():
     assert "posterior draws" in check_cohort_file(root / "cohort_calibrated.toml")
     cc = read_calibrated_cohort(root / "cohort_calibrated.toml")
     assert cc.n_draws >= 50 and set(cc.names) == set(p.settings.fit)
+    # fitted truncated to its hard domain [0, 1], and says so (no ConfigWarning when loaded)
+    text = (root / "cohort_calibrated.toml").read_text()
+    assert "[cohort.parameters.gc_emax_renal]" in text
+    assert text.split("[cohort.parameters.gc_emax_renal]")[1].split("[")[0].count(
+        "truncate = true") == 1
 
 
 def test_calibration_on_a_dask_cluster_equals_local(synthetic):

@@ -4,7 +4,6 @@ half-written is left behind."""
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tests.conftest import ROOT, SMALL_CONFIG
@@ -87,62 +86,50 @@ def test_usage_errors_exit_2(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
 
 
-def expected_summary_rows(ds) -> dict[str, list[str]]:
-    """The summary's numbers recomputed with plain numpy from the result's arrays, per
-    scenario: runs, remission %, median time to remission, SRI-4 %, flare among responders %,
-    death %, median activity at each landmark."""
-    rows = {}
-    for i, name in enumerate(ds.scenario.values):
-        d = {v: np.asarray(ds[v].values[i]) for v in ("status", "remission", "time_to_remission",
-                                                       "response", "flare", "death",
-                                                       "activity_at")}
-        ok = d["status"] == 0
-        n = int(ok.sum())
-        rem = d["remission"] & ok
-        resp = d["response"] & ok
-        act = d["activity_at"][ok]  # (runs, landmark)
-        rows[str(name)] = [
-            str(n), f"{round(100 * rem.sum() / n)}%",
-            f"{np.median(d['time_to_remission'][rem]):.0f}" if rem.any() else "-",
-            f"{round(100 * resp.sum() / n)}%",
-            f"{round(100 * (d['flare'] & resp).sum() / resp.sum())}%" if resp.any() else "-",
-            f"{round(100 * (d['death'] & ok).sum() / n)}%",
-            "/".join(f"{np.median(act[:, k]):g}" for k in range(act.shape[1]))]
-    return rows
-
-
-def check_summary(stdout: str, ds) -> None:
-    lines = stdout.splitlines()
-    assert lines[0].split()[:3] == ["scenario", "runs", "remission"]
-    expected = expected_summary_rows(ds)
-    got = {ln.split()[0]: ln.split()[1:] for ln in lines[2:2 + len(expected)]}
-    assert got == expected, (got, expected)
-
-
 def test_run_and_sweep(tmp_path):
-    """The summary's values, not its header: each row equals the numbers recomputed from the
-    written result. Catches: scenarios' rows swapped or mislabelled, a percentage over the wrong
-    denominator (all runs instead of status 0, responders for flares), a mean for the median,
-    landmarks in the wrong order, a failed run counted."""
+    """The summary's values, not its headers: each column equals the numbers recomputed from
+    the written result (tests/test_summary.py checks them). Catches: scenarios' columns swapped
+    or mislabelled, the sweep points pooled into one line, a share over the wrong denominator,
+    a mean for the median, a failed run counted, --select ignored."""
     import xarray as xr
 
     from immunosim.experiments.config import SweepConfig, load_config
     from immunosim.experiments.sweep import sweep
+    from tests.test_summary import check_column, parse
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(SMALL_CONFIG)
     r = cli("run", cfg)
     assert r.returncode == 0, r.stderr
-    plain = load_config(cfg).model_copy(update={"sweep": SweepConfig()})  # run drops the axes
-    check_summary(r.stdout, sweep(plain, progress=False))
-    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--quiet")
+    plain = sweep(load_config(cfg).model_copy(update={"sweep": SweepConfig()}),  # run: no axes
+                  progress=False)
+    (table,) = parse(r.stdout).values()
+    assert list(table) == ["untreated", "msc"]
+    for s in table:
+        check_column(table[s], plain.sel(scenario=s))
+    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--quiet", "--select", "amount=3e6")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == f"wrote {tmp_path / 'o.zarr'}"
     ds = xr.open_zarr(tmp_path / "o.zarr").load()
-    assert set(ds.remission.dims) == {"scenario", "amount", "count", "patient"}
-    check_summary(r.stdout, ds)
-    msc = expected_summary_rows(ds)["msc"]
-    assert msc[1] != "0%" and msc[3] != "0%"  # the check compares numbers that are not all 0
+    assert set(ds.remission.dims) == {"scenario", "amount", "n_infusions", "patient"}
+    msc = parse(r.stdout)["scenario msc"]
+    assert list(msc) == ["all 2 points", "point 1", "point 2"]
+    for col, d in zip(msc, [ds.sel(scenario="msc", amount=3e6)] + [
+            ds.sel(scenario="msc", amount=3e6, n_infusions=n) for n in (1, 2)]):
+        check_column(msc[col], d)
+    assert ds.remission.sel(scenario="msc", amount=3e6).any()  # not all shares are 0
+
+
+def test_select_is_checked_before_any_compute(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SMALL_CONFIG)
+    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--select", "dose=1e6")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "immunosim: error: --select: 'dose' is not a scenario or sweep axis of small; valid: "
+        "scenario, amount, n_infusions")
+    r = cli("run", cfg, "--select", "amount")
+    assert r.returncode == 2 and "expected AXIS=VALUE" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
 
 
 def test_config_warning_is_one_line(tmp_path):

@@ -76,7 +76,7 @@ BROKEN = [
     (with_("scenarios.msc.msc.time", 300),
      "scenarios.msc: dose at day 300 is after the horizon (240 d)"),
     (with_("scenarios.msc.msc.interval", 250),
-     "sweep.axes.count: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
+     "sweep.axes.n_infusions: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
     (with_("outcomes.landmarks", [91, 400]), "outcomes.landmarks: 400 is after the horizon"),
     # bad distributions
     (with_("cohort.parameters.activation_rate", {"distribution": "gamma", "median": 1}),
@@ -281,7 +281,7 @@ def test_random_configs_only_raise_config_errors(data):
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(["horizon", "seed", "scenarios.msc.msc.amount",
                              "scenarios.msc.msc.count", "scenarios.msc.msc.interval",
-                             "sweep.axes.amount.values", "sweep.axes.count.values",
+                             "sweep.axes.amount.values", "sweep.axes.n_infusions.values",
                              "cohort.size", "cohort.parameters.activation_rate.cv",
                              "outcomes.landmarks", "output.chunk_size", "solver.atol"]),
        value=leaves | st.lists(leaves, max_size=3))
@@ -305,8 +305,8 @@ def test_mutated_small_config(path, value):
 
 #: Keys whose value is checked against another key's: the error names the other key.
 CHECKED_AGAINST = {
-    "horizon": ("outcomes.landmarks", "sweep.axes.count", "scenarios.msc"),
-    "scenarios.msc.msc.interval": ("sweep.axes.count",),
+    "horizon": ("outcomes.landmarks", "sweep.axes.n_infusions", "scenarios.msc"),
+    "scenarios.msc.msc.interval": ("sweep.axes.n_infusions",),
 }
 
 
@@ -316,8 +316,8 @@ def test_huge_count_is_refused_by_its_key():
     with pytest.raises(ConfigError, match=r"^scenarios\.msc\.msc\.count: 1001 is invalid: "
                        "input should be less than or equal to 1000"):
         parse_config(with_("scenarios.msc.msc.count", 1001))
-    with pytest.raises(ConfigError, match=r"^sweep\.axes\.count: value 5000 for msc\.count"):
-        parse_config(with_("sweep.axes.count.values", [1, 5000]))
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions: value 5000 for msc\.count"):
+        parse_config(with_("sweep.axes.n_infusions.values", [1, 5000]))
 
 
 # --- therapy records ----------------------------------------------------------------------------
@@ -561,7 +561,7 @@ def test_toml_text_dict_and_replace_are_validated_like_a_file():
     with pytest.raises(ConfigError, match=r"^cohort\.size: -5 is invalid") as e:
         cfg.replace({"cohort.size": -5})
     assert "\n" not in str(e.value)
-    with pytest.raises(ConfigError, match=r"^sweep\.axes\.count: puts a dose at day 250"):
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions: puts a dose at day 250"):
         cfg.replace({"scenarios.msc.msc.interval": 250})
     with pytest.raises(ConfigError, match=r"^scenarios\.msc\.msc\.amout: unknown key 'amout'; "
                        "did you mean 'amount'"):
@@ -634,9 +634,9 @@ def test_an_axis_on_a_cohort_parameter_needs_override_cohort():
     assert cfg.sweep.axes["act"].override_cohort
     parse_config(with_("sweep.axes.act", {**axis, "target": "parameters.reg_half_life",
                                           "values": [100.0]}))  # not drawn: no flag needed
-    with pytest.raises(ConfigError, match=r"^sweep\.axes\.count\.override_cohort: only for "
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions\.override_cohort: only for "
                        "parameters"):
-        parse_config(with_("sweep.axes.count.override_cohort", True))
+        parse_config(with_("sweep.axes.n_infusions.override_cohort", True))
 
 
 def test_an_axis_on_a_population_table_column_needs_override_cohort(tmp_path):
@@ -660,7 +660,8 @@ def test_msc_source_is_a_categorical_axis():
 
     cfg = parse_config(with_("sweep.axes.src", {"target": "msc.source", "values": ["uc", "bm"]}))
     design = expand(cfg)
-    assert design.dims == ("amount", "count", "src") and design.coords["src"][1].dtype.kind == "U"
+    assert design.dims == ("amount", "n_infusions", "src")
+    assert design.coords["src"][1].dtype.kind == "U"
     msc = next(s for s in cfg.build_scenarios() if s.name == "msc")
     (iv,), _ = apply_point(design, 0, msc, m.PARAMETERS.defaults())
     assert iv.source == "uc" and type(iv.source) is str
@@ -676,9 +677,9 @@ def test_msc_source_is_a_categorical_axis():
     (("sweep", {"design": "lhs", "samples": 4, "axes": {
         "src": {"target": "msc.source", "values": ["bm"]}}}),
      "sweep.axes.src: msc.source is categorical; it is an axis of grid designs only"),
-    (("sweep.zip", {"regimen": ["amount", "count"], "other": ["count", "amount"]}),
-     "sweep.zip.other: axis 'count' is zipped in 'regimen' already"),
-    (("sweep.zip", {"amount": ["amount", "count"]}),
+    (("sweep.zip", {"regimen": ["amount", "n_infusions"], "other": ["n_infusions", "amount"]}),
+     "sweep.zip.other: axis 'n_infusions' is zipped in 'regimen' already"),
+    (("sweep.zip", {"amount": ["amount", "n_infusions"]}),
      "sweep.zip.amount: 'amount' is an axis; name the zipped dimension something else"),
     (("sweep.zip", {"regimen": ["amount"]}),
      "sweep.zip.regimen: ['amount'] zips 1 axis; list at least two axes"),
@@ -718,3 +719,61 @@ def test_docs_zip_example_validates():
     design = expand(cfg)
     assert design.dims == ("regimen", "source") and design.shape == (2, 2)
     assert design.coords["amount"][0] == ("regimen",)
+
+
+# --- axis names: they become result dimensions ---------------------------------------------------
+
+
+def test_axis_name_that_shadows_a_dataset_method_warns_with_a_suggestion():
+    """``ds.count`` is Dataset.count, not the axis: a ConfigWarning naming the key and a better
+    name (the examples' axis was called ``count``)."""
+    import warnings
+
+    from immunosim.experiments.config import ConfigWarning
+
+    d = base()
+    d["sweep"]["axes"] = {"count": d["sweep"]["axes"]["n_infusions"]}
+    with pytest.warns(ConfigWarning) as w:
+        parse_config(d)
+    assert [str(x.message) for x in w] == [
+        "sweep.axes.count: the name 'count' is an attribute of xarray Datasets (ds.count is "
+        "that, not this axis; ds.sel(count=...) still works); rename the axis, e.g. "
+        "'n_infusions'"]
+    d["sweep"]["axes"] = {"mean": {"target": "parameters.reg_half_life", "values": [60.0]}}
+    with pytest.warns(ConfigWarning, match=r"^sweep\.axes\.mean: .* e\.g\. 'reg_half_life'$"):
+        parse_config(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config(base())  # n_infusions, amount: no warning
+
+
+def test_xarray_attribute_list_is_current():
+    """The list is written out (reading a config does not import xarray): it must hold every
+    public attribute of the installed xarray; regenerate it as experiments/names.py says."""
+    import xarray as xr
+
+    from immunosim.experiments.names import XARRAY_ATTRIBUTES
+
+    public = {n for c in (xr.Dataset, xr.DataArray) for n in dir(c) if not n.startswith("_")}
+    assert public <= XARRAY_ATTRIBUTES, sorted(public - XARRAY_ATTRIBUTES)
+
+
+def test_reading_a_config_with_axes_does_not_import_xarray():
+    import subprocess
+    import sys
+
+    code = ("import sys; from immunosim.experiments.config import load_config; "
+            f"load_config({str(ROOT / 'configs' / 'dose_timing.toml')!r}); "
+            "assert 'xarray' not in sys.modules, 'xarray imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", ["patient", "dose", "landmark", "remission", "status",
+                                  "traj_activity", "parameter_units"])
+def test_axis_name_of_another_result_dimension_or_variable_is_refused(name):
+    d = base()
+    d["sweep"]["axes"][name] = d["sweep"]["axes"].pop("amount")
+    with pytest.raises(ConfigError, match=rf"^sweep\.axes\.{name}: '{name}' is already a "
+                                          "dimension or variable of the result"):
+        parse_config(d)

@@ -99,6 +99,32 @@ def test_cohort_draws_outside_the_domain_are_redrawn():
     assert (col <= 1).all() and (col > 0.8).all()
 
 
+def test_truncate_silences_the_redraw_warning_but_not_the_limit():
+    dist = {"distribution": "lognormal", "median": 0.9, "cv": 0.05, "truncate": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config(cfg(cohort={"size": 4, "parameters": {"gc_emax_renal": dist}}))
+    with pytest.raises(ConfigError, match=r"cohort\.parameters\.gc_emax_renal.*fall outside"):
+        parse_config(cfg(cohort={"size": 4, "parameters": {"gc_emax_renal": {
+            **dist, "median": 0.95, "cv": 0.1}}}))
+    with pytest.raises(ConfigError, match="truncate = true applies to lognormal and normal"):
+        parse_config(cfg(cohort={"size": 4, "parameters": {"gc_emax_renal": {
+            "distribution": "uniform", "low": 0.2, "high": 0.9, "truncate": True}}}))
+
+
+def test_example_configs_load_without_warnings():
+    """The calibrated cohort they include is fitted truncated to the hard domains and says so."""
+    from pathlib import Path
+
+    from immunosim.experiments.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = load_config(root / "dose_timing.toml")
+    assert c.cohort.parameters["gc_emax_renal"].truncate
+
+
 # --- hostile values inside the domain: a status, never a traceback ------------------------------
 
 EDGES = (5e-324, 1e-300, 1e300, 1e308)

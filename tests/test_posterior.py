@@ -61,3 +61,17 @@ def test_credible_interval_matches_numpy():
     den = ok & ds.response.values
     expected = ((rem & den).reshape(2, 3, 5, 30).sum(-1) / den.reshape(2, 3, 5, 30).sum(-1))
     np.testing.assert_allclose(cond.values, expected)
+
+
+def test_shares_are_dimensionless_and_inherit_nothing():
+    """Old behaviour: the shares carried the status variable's flag attributes (through
+    ``status == 0``) and no units."""
+    ds = fake()
+    ds["status"].attrs = {"long_name": "Run status", "flag_values": [0, 3],
+                          "flag_meanings": "success failed"}
+    ds["remission"].attrs = {"long_name": "Sustained remission reached", "units": "1"}
+    ci = credible_interval(ds, "remission", among="response")
+    for name in ("per_draw", "interval", "pooled"):
+        assert set(ci[name].attrs) == {"units", "long_name"} and ci[name].attrs["units"] == "1"
+        assert ci[name].attrs["long_name"].startswith("P(remission | response), ")
+    assert ci["quantile"].attrs["units"] == "1"

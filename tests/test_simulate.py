@@ -59,3 +59,49 @@ def test_save_grid_ends_at_the_horizon_when_not_a_multiple():
     d = im.simulate(im.Scenario("untreated"), horizon=10, save_every=3)
     np.testing.assert_array_equal(d.time.values, [0, 3, 6, 9, 10])
     assert np.isfinite(d.activity.values).all()
+
+
+SIMULATE_VS_SWEEP = """
+name = "reference_patient"
+horizon = 400
+[scenarios.untreated]
+[scenarios.msc]
+msc = { amount = 3e6, time = 30, interval = 60, count = 2 }
+therapy = [{ drug = "glucocorticoid", oral_mg = 7.5, start = 45 }]
+[outcomes]
+time_origin = "first_dose"
+landmarks = [91, 300]
+assessment_every = 2
+"""
+
+
+def test_outcomes_are_the_sweeps(tmp_path):
+    """simulate returns the sweep's outcome variables, with the same values for the same
+    patient (the default one-patient cohort is the reference patient) and settings, whatever
+    save_every. Old behaviour: no outcome variables at all."""
+    from immunosim.experiments.clinical import OUTCOMES
+    from immunosim.experiments.config import load_config
+    from immunosim.experiments.sweep import sweep
+
+    p = tmp_path / "c.toml"
+    p.write_text(SIMULATE_VS_SWEEP)
+    cfg = load_config(p)
+    ref = sweep(cfg, progress=False).isel(patient=0)
+    ds = im.simulate(cfg.build_scenarios(), horizon=400, save_every=7,
+                     outcomes={"time_origin": "first_dose", "landmarks": [91, 300],
+                               "assessment_every": 2})
+    for name in OUTCOMES:
+        np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
+        assert ds[name].attrs == ref[name].attrs and ds[name].dtype == ref[name].dtype
+    np.testing.assert_array_equal(ds.origin.values, [0.0, 30.0])
+    assert ds.remission.sel(scenario="msc") and not ds.remission.sel(scenario="untreated")
+    assert ds.time.values[1] == 7 and ds.attrs["follow_up_days"] == ref.attrs["follow_up_days"]
+
+
+def test_outcome_settings_are_checked_like_a_config():
+    from immunosim.experiments.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^outcomes\.landmarks: 500 is after the horizon"):
+        im.simulate(horizon=400, outcomes={"landmarks": [91, 500]})
+    with pytest.raises(ConfigError, match=r"^outcomes\.remision_threshold: unknown key"):
+        im.simulate(outcomes={"remision_threshold": 3})

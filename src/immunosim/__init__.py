@@ -20,7 +20,8 @@ _LAZY = {
     "Config": "experiments.config", "ConfigError": "experiments.config",
     "load_config": "experiments.config", "Scenario": "experiments.simulate",
     "SolverOptions": "experiments.simulate", "simulate": "experiments.simulate",
-    "sweep": "experiments.sweep", "HSCT": "model.interventions",
+    "sweep": "experiments.sweep", "open_result": "experiments.results",
+    "HSCT": "model.interventions",
     "MSCInfusion": "model.interventions", "StandardTherapy": "model.interventions",
 }
 
@@ -43,6 +44,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "load_config",
+    "open_result",
     "sweep",
     "HSCT",
     "MSCInfusion",

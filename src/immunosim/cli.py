@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="replace a previous immunosim result at -o")
     r.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
+    r.add_argument("--select", action="append", metavar="scenario=NAME",
+                   help="summary: only these scenarios (repeatable; several: scenario=a,b)")
 
     s = sub.add_parser("sweep", help="run a config's full sweep and write the result")
     s.add_argument("config")
@@ -74,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="trajectories per batch (results do not depend on it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--select", action="append", metavar="AXIS=VALUE",
+                   help="summary: show these sweep points or scenarios (repeatable; e.g. "
+                        "amount=1e6; several values: interval=30,90)")
     s.add_argument("--task-size", type=_positive_int, default=None,
                    help="with Dask: runs per task (results do not depend on it)")
     d = s.add_mutually_exclusive_group()
@@ -92,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", nargs="*", default=None,
                    help="names of figures to draw (default: all that the result supports)")
     p.add_argument("--format", nargs="*", default=["png", "svg"], help="file formats")
+    p.add_argument("--select", action="append", default=None, metavar="DIM=VALUE",
+                   help="hold a scenario or sweep axis at a value in every figure (repeatable; "
+                        "nearest within 5%% for floats, exact for names and integers); "
+                        "e.g. --select amount=1e6 --select first_day=91")
+    p.add_argument("--subgroup", action="append", default=None, metavar="CONDITION",
+                   help="draw only the patients meeting a condition on a patient parameter or "
+                        "covariate (repeatable, combined with AND): NAME OP VALUE with OP one "
+                        "of > >= < <= == and VALUE a number or a cohort quantile qNN; "
+                        "e.g. --subgroup 'activation_rate>q75'")
+    p.add_argument("--relapse-origin", choices=["remission_onset", "time_origin"],
+                   default=None, help="time origin of the relapse-free curves (default: each "
+                                      "patient's remission onset)")
 
     sub.add_parser("info", help="version, model, parameters with units and sources")
 
@@ -283,6 +300,20 @@ def _calibrate(args) -> None:
     print(f"wrote {out}")
 
 
+def _select(items: list[str] | None, cfg) -> dict[str, list[str]]:
+    """``--select`` parsed and its keys checked against the config before any compute (the
+    values are checked against the result)."""
+    from .experiments.summary import SelectError, parse_select
+
+    select = parse_select(items)
+    valid = ["scenario", *cfg.sweep.axes] + (["point"] if cfg.sweep.design != "grid" else [])
+    for name in select:
+        if name not in valid:
+            raise SelectError(f"--select: '{name}' is not a scenario or sweep axis of "
+                              f"{cfg.name}; valid: {', '.join(valid)}")
+    return select
+
+
 def _sweep(args, cfg, out):
     """``immunosim sweep`` on the local engine or on Dask (``--scheduler``, ``--dask-local``)."""
     from .experiments.config import ConfigError
@@ -358,13 +389,15 @@ def _main(args) -> int:
 
             cfg = load_config(args.config)
             cfg = cfg.model_copy(update={"sweep": SweepConfig()})
+            select = _select(args.select, cfg)
             res = sweep(cfg, args.output, workers=args.workers, progress=False,
                         overwrite=args.overwrite)
             import xarray as xr
 
-            ds = res if isinstance(res, xr.Dataset) else xr.open_dataset(
-                res, engine="zarr" if str(res).endswith(".zarr") else None)
-            print(summary_table(ds))
+            from .experiments.results import open_result
+
+            print(summary_table(res if isinstance(res, xr.Dataset) else open_result(res),
+                                select))
         elif args.command == "sweep":
             _check_workers(args.workers)
             from .experiments.sweep import summary_table
@@ -373,12 +406,12 @@ def _main(args) -> int:
             out = args.output or cfg.output.path
             if out is None:
                 raise ConfigError("output: no output path; pass -o OUT or set output.path")
+            select = _select(args.select, cfg)
             path = _sweep(args, cfg, out)
-            import xarray as xr
+            from .experiments.results import open_result
 
-            with (xr.open_zarr(path) if str(path).endswith(".zarr")
-                  else xr.open_dataset(path)) as ds:
-                print(summary_table(ds))
+            with open_result(path) as ds:
+                print(summary_table(ds, select))
             print(f"wrote {path}")
         elif args.command == "calibrate":
             _calibrate(args)
@@ -391,8 +424,11 @@ def _main(args) -> int:
         elif args.command == "plot":
             from .plotting.api import plot_result
 
+            opts = ({"survival": {"relapse_origin": args.relapse_origin}}
+                    if args.relapse_origin else None)
             written = plot_result(args.result, args.output, figures=args.figures,
-                                  formats=args.format)
+                                  formats=args.format, select=args.select,
+                                  subgroup=args.subgroup, options=opts)
             for w in written:
                 print(w)
         elif args.command == "sensitivity":

@@ -95,3 +95,40 @@ def assess(cfg: Config, t: np.ndarray, y: np.ndarray, params: np.ndarray, ok: np
     return classify(t, score, items=ci["items"], serology_points=ci["serology_points"],
                     prednisone=ci["prednisone"], origin=origin, death=death, horizon=fu,
                     landmarks=cfg.outcomes.landmarks, options=cfg.outcomes.options())
+
+
+def origins(doses: np.ndarray, time_origin: str) -> np.ndarray:
+    """Day outcome times count from, per run: 0 (``"start"``) or the first dose
+    (``"first_dose"``; 0 for a run without any).
+
+    Parameters
+    ----------
+    doses : ndarray, shape (..., n_doses)
+        Dosing days, NaN padded (:func:`~immunosim.experiments.simulate.dose_table`).
+    time_origin : {"start", "first_dose"}
+
+    Returns
+    -------
+    ndarray, shape (...), days
+    """
+    if time_origin != "first_dose":
+        return np.zeros(doses.shape[:-1])
+    first = np.min(np.where(np.isnan(doses), np.inf, doses), axis=-1)
+    return np.where(np.isfinite(first), first, 0.0)
+
+
+#: Variables a failed run keeps: its status and its work.
+UNMASKED = frozenset({"status", "nfev"})
+
+
+def mask_failed(res: dict[str, np.ndarray]) -> None:
+    """A run with ``res["status"] != 0`` carries no outcome (docs/outcomes.md): its values NaN,
+    its events False, whatever the engine left in its states before failing (in place)."""
+    bad = res["status"] != 0
+    if not bad.any():
+        return
+    for name, v in res.items():
+        if name in UNMASKED or v.dtype.kind not in "fb":
+            continue
+        sel = bad.reshape(bad.shape + (1,) * (v.ndim - bad.ndim))
+        res[name] = np.where(sel, False if v.dtype.kind == "b" else np.nan, v)

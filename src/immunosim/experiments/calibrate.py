@@ -588,6 +588,8 @@ def cohort_toml(res: Result, command: str = "") -> str:
     for n, (med, cv) in cohort_parameters(lay, res.theta).items():
         lines += ["", f"[cohort.parameters.{n}]", 'distribution = "lognormal"',
                   f"median = {g(med)}", f"cv = {g(cv)}"]
+        if _bounded(n):  # fitted truncated to the hard domain (experiments/cloud.py)
+            lines.append("truncate = true")
     lines += ["", "[cohort.posterior]",
               f'source = "immunosim calibrate, seed {res.problem.config.seed}, '
               f'{len(res.draws)} emcee draws"',
@@ -615,6 +617,13 @@ def cohort_toml(res: Result, command: str = "") -> str:
               f"runtime_s = {res.timings.get('total_s', float('nan')):.1f}",
               f"targets = {len(res.problem.fitted)}", f"seed = {res.problem.config.seed}"]
     return "\n".join(lines) + "\n"
+
+
+def _bounded(name: str) -> bool:
+    """Whether a lognormal of ``name`` can leave its hard domain (a finite upper end or a
+    lower end above 0), so that the fitted cohort is the truncated one."""
+    lo, hi, _, _ = m.PARAMETERS[name].domain
+    return bool(np.isfinite(hi) or lo > 0)
 
 
 def write_cohort(res: Result, path: str | Path, command: str = "") -> Path:

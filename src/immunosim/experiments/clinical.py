@@ -65,6 +65,9 @@ OUTCOMES: dict[str, tuple[bool, str, dict]] = {
     "doris_at": (True, "bool", {"long_name": "DORIS remission (proxy) at landmark visit"}),
     "lldas_at": (True, "bool", {"long_name": "LLDAS (proxy) at landmark visit"}),
 }
+for _per_landmark, _kind, _attrs in OUTCOMES.values():
+    if _kind == "bool":  # an event flag is dimensionless: its mean over runs is a share
+        _attrs["units"] = "1"
 _PER_RUN = tuple(k for k, v in OUTCOMES.items() if not v[0])
 _PER_LANDMARK = tuple(k for k, v in OUTCOMES.items() if v[0])
 assert len(_PER_RUN) == 19 and len(_PER_LANDMARK) == 5, "classify_one writes this column layout"

@@ -9,6 +9,9 @@ patient's outcomes count with weight ``p(x) / q(x)`` (``experiments/calibrate.py
 Patients without an untreated diseased steady state are dropped: the cohort is, by definition,
 patients with active disease, so a cohort distribution is the fitted normal truncated to the
 diseased region, and self-normalised weights over the kept patients estimate exactly that.
+Patients with a parameter outside its hard domain (``m.PARAMETERS.in_domain``, e.g. a maximal
+suppression above 1) are dropped too: the cohort sampler redraws them
+(``experiments/cohort.py``), so the fitted distribution is exactly the truncated one it draws.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class Cloud:
     transplant : dict
         Per arm name, whether its scenario has an HSCT (treatment-related death applies).
     drawn : int
-        Patients drawn before dropping those without a diseased state.
+        Patients drawn before dropping those without a diseased state or outside a hard
+        domain.
     failed : dict
         Per arm, how many kept patients failed to solve (their features count as "no event").
     """
@@ -88,7 +92,8 @@ def visit_features(landmarks: np.ndarray):
         after = t[None, :] >= origin[:, None] - 1e-9
         low = (score <= LOW_SCORE) & after
         first = np.where(low.any(axis=1), t[np.argmax(low, axis=1)] - origin, np.inf)
-        return {"major_at": major_at & ok[:, None], "proteinuria_at": prot[rows, idx],
+        return {"major_at": major_at & ok[:, None], "items_at": ci["items"][rows, idx],
+                "proteinuria_at": prot[rows, idx],
                 "proteinuria_baseline": prot[np.arange(score.shape[0]), base],
                 "time_to_low": np.where(ok, first, np.inf)}
 
@@ -125,7 +130,9 @@ def simulate_cloud(cfg: Config, arms: Sequence[str], names: Sequence[str], mean:
     base = m.PARAMETERS.vector(cfg.model.parameters)
     params = np.repeat(base[None, :], n, axis=0)
     params[:, [m.PARAMETERS.index[k] for k in names]] = np.exp(x)
-    y0, ok = steady_states(params)
+    valid = m.PARAMETERS.in_domain(params)  # outside a hard domain: dropped, as the sampler
+    y0, ok = steady_states(np.where(valid[:, None], params, base[None, :]))  # redraws them
+    ok &= valid
     x, params, y0 = x[ok], params[ok], y0[ok]
     diff = x - mean
     sol = np.linalg.solve(np.linalg.cholesky(cov), diff.T)

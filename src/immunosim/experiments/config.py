@@ -342,11 +342,6 @@ TARGETS_INTERVENTION = {
 }
 
 
-#: Dimension names of every result: an axis or a zipped group cannot take them.
-RESERVED_DIMS = ("scenario", "patient", "replicate", "landmark", "time", "dose", "parameter",
-                 "point")
-
-
 def target_field(target: str):
     """The pydantic field (``FieldInfo``) an intervention target sets, None for
     ``parameters.<name>``."""
@@ -495,19 +490,18 @@ class SweepConfig(_Strict):
     zip: dict[str, list[str]] = Field(default_factory=dict)
 
     def _check_zip(self) -> None:
-        """Axis and group names free; groups of >= 2 known axes of equal length, disjoint."""
-        for name in self.axes:
-            if name in RESERVED_DIMS:
-                raise ValueError(f"axes.{name}: '{name}' is a dimension of every result "
-                                 f"({', '.join(RESERVED_DIMS)}); give the axis another name")
+        """Group names free; groups of >= 2 known axes of equal length, disjoint."""
+        from .names import is_reserved
+
         if self.zip and self.design != "grid":
             raise ValueError(f"zip: only for design = 'grid' (design = '{self.design}' varies "
                              "every axis along one point dimension already)")
         seen: dict[str, str] = {}
         for group, names in self.zip.items():
             where = f"zip.{group}"
-            if group in self.axes or group in RESERVED_DIMS:
-                what = "an axis" if group in self.axes else "a dimension of every result"
+            if group in self.axes or is_reserved(group):
+                what = ("an axis" if group in self.axes
+                        else "already a dimension or variable of the result")
                 raise ValueError(f"{where}: '{group}' is {what}; name the zipped dimension "
                                  "something else")
             if len(names) < 2:
@@ -573,6 +567,11 @@ class DistributionConfig(_Strict):
     * ``normal``: ``mean`` and ``sd``;
     * ``uniform``: ``low`` and ``high``;
     * ``truncnormal``: ``mean``, ``sd``, ``low``, ``high``.
+
+    ``truncate = true`` (lognormal, normal) says that the draws outside the parameter's hard
+    domain are redrawn on purpose: the intended distribution is the one truncated to the domain
+    (as ``immunosim calibrate`` fits it). It silences the warning about those draws; more than
+    ``MAX_OUT_OF_DOMAIN`` of them is still refused.
     """
 
     distribution: Literal["lognormal", "normal", "uniform", "truncnormal"]
@@ -582,6 +581,7 @@ class DistributionConfig(_Strict):
     sd: Pos | None = None
     low: Float | None = None
     high: Float | None = None
+    truncate: bool = False
 
     @model_validator(mode="after")
     def _fields(self):
@@ -598,6 +598,9 @@ class DistributionConfig(_Strict):
                              f"{', '.join(extra)}; it takes {', '.join(req)}")
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"low = {self.low:g} must be below high = {self.high:g}")
+        if self.truncate and self.distribution not in ("lognormal", "normal"):
+            raise ValueError(f"truncate = true applies to lognormal and normal only; a "
+                             f"'{self.distribution}' stays inside low and high")
         return self
 
 
@@ -928,6 +931,7 @@ class Config(_Strict):
             raise ValueError("scenarios: no scenario; add at least one [scenarios.NAME] table")
         self._check_horizon()
         for aname, ax in self.sweep.axes.items():
+            _refuse_reserved_axis_name(aname)
             head = ax.target.partition(".")[0]
             names = self.axis_scenarios(ax)
             for n in names:
@@ -1031,6 +1035,10 @@ class Config(_Strict):
         """Warn about values that are allowed but likely a unit slip (refuse them with
         ``strict = true``)."""
         self._warn_implausible_parameters()
+        for aname, ax in self.sweep.axes.items():
+            self._suspicious(_shadowing_axis_name(aname, ax.target))
+        for group in self.sweep.zip:
+            self._suspicious(_shadowing_axis_name(group, None))
         for name, sc in self.scenarios.items():
             own = sc.doses  # records of a dosing table were warned about with their row
             for i, r in enumerate(sc.msc_list()[:None if own is None else own.msc_from]):
@@ -1066,10 +1074,11 @@ class Config(_Strict):
             vals = [centre] if centre is not None else [d.low, d.high]
             self._suspicious(implausible_message(f"cohort.parameters.{name}", name, vals))
             share = distribution_problem(name, d)[1]
-            if share > 1e-6:
+            if share > 1e-6 and not d.truncate:
                 self._suspicious(f"cohort.parameters.{name}: {100 * share:.2g}% of the draws "
                                  f"fall outside the hard domain "
-                                 f"({m.PARAMETERS[name].domain_text}) and are redrawn")
+                                 f"({m.PARAMETERS[name].domain_text}) and are redrawn "
+                                 "(truncate = true if intended)")
 
     def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
         """Each value alone must satisfy the field's own constraints."""
@@ -1201,6 +1210,40 @@ def _set_path(data: dict, key: str, value: Any) -> None:
         node[last] = value
     else:
         raise ConfigError(f"{key}: {'.'.join(parts[:-1])} is not a table")
+
+
+def _refuse_reserved_axis_name(name: str) -> None:
+    """An axis becomes a result dimension: it cannot take the name of another dimension or
+    variable of the result (``patient``, ``remission``, ``traj_*``, ...)."""
+    from .names import is_reserved
+
+    if is_reserved(name):
+        raise ValueError(f"sweep.axes.{name}: '{name}' is already a dimension or variable of "
+                         "the result; give the axis another name")
+
+
+#: Suggested names for axes whose name shadows an xarray attribute, by target.
+_AXIS_NAME_SUGGESTIONS = {"msc.count": "n_infusions", "rituximab.count": "n_rituximab",
+                          "cyclophosphamide.count": "n_pulses"}
+
+
+def _shadowing_axis_name(name: str, target: str | None) -> str | None:
+    """The warning for an axis (or zipped group, ``target`` None) name that is an attribute of
+    xarray Datasets or DataArrays (``count``, ``mean``, ``values``): ``ds.<name>`` would be
+    that, not the axis."""
+    from .names import XARRAY_ATTRIBUTES as taken
+
+    if name not in taken:
+        return None
+    if target is None:
+        return (f"sweep.zip.{name}: the name '{name}' is an attribute of xarray Datasets "
+                f"(ds.{name} is that, not this dimension); rename it, e.g. '{name}_rows'")
+    head, _, field = target.partition(".")
+    good = _AXIS_NAME_SUGGESTIONS.get(target) or next(
+        n for n in (field, f"{head}_{field}", f"axis_{name}") if n != name and n not in taken)
+    return (f"sweep.axes.{name}: the name '{name}' is an attribute of xarray Datasets "
+            f"(ds.{name} is that, not this axis; ds.sel({name}=...) still works); rename "
+            f"the axis, e.g. '{good}'")
 
 
 def _cast(field: str, v: float) -> float | int:

@@ -47,8 +47,8 @@ class Design:
         columns of categorical axes) when the design has one.
     axis_names, targets, axis_scenarios
         One entry per axis (column of ``values``).
-    long_names : dict of str -> str
-        ``long_name`` of each coordinate (``"Sweep axis: msc.amount"``).
+    coord_attrs : dict of str -> dict
+        Attributes of each coordinate (``long_name``; ``units`` of a zipped group's rows).
     """
 
     dims: tuple[str, ...]
@@ -58,7 +58,7 @@ class Design:
     axis_names: tuple[str, ...]
     targets: tuple[str, ...]
     axis_scenarios: tuple[tuple[str, ...], ...]
-    long_names: dict = field(default_factory=dict)
+    coord_attrs: dict = field(default_factory=dict)
 
     @property
     def n_points(self) -> int:
@@ -70,11 +70,11 @@ def expand(cfg: Config) -> Design:
     names = tuple(axes)
     targets = tuple(ax.target for ax in axes.values())
     scen = [tuple(cfg.axis_scenarios(ax)) for ax in axes.values()]
-    long_names = {n: f"Sweep axis: {t}" for n, t in zip(names, targets)}
+    attrs = {n: {"long_name": f"Sweep axis: {t}"} for n, t in zip(names, targets)}
     if not names:
         return Design((), (), {}, np.zeros((1, 0)), (), (), ())
     if cfg.sweep.design == "grid":
-        return _grid(cfg, names, targets, tuple(scen), long_names)
+        return _grid(cfg, names, targets, tuple(scen), attrs)
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(DESIGN_STREAM,)))
     d = len(names)
     if cfg.sweep.design == "lhs":
@@ -92,11 +92,11 @@ def expand(cfg: Config) -> Design:
             values[:, k] = np.floor(values[:, k])
     coords = {n: (("point",), values[:, k]) for k, n in enumerate(names)}
     return Design(("point",), (values.shape[0],), coords, values, names, targets, tuple(scen),
-                  long_names)
+                  attrs)
 
 
 def _grid(cfg: Config, names: tuple[str, ...], targets: tuple[str, ...],
-          scen: tuple[tuple[str, ...], ...], long_names: dict) -> Design:
+          scen: tuple[tuple[str, ...], ...], attrs: dict) -> Design:
     """The full factorial over the grid's dimensions (an axis, or a zipped group of axes)."""
     axes = cfg.sweep.axes
     grids = {n: ax.grid_values() for n, ax in axes.items()}
@@ -114,8 +114,9 @@ def _grid(cfg: Config, names: tuple[str, ...], targets: tuple[str, ...],
             coords[a] = ((d,), grids[a])
         if members != [d]:  # a zipped group: its rows
             coords[d] = ((d,), np.arange(grids[members[0]].size))
-            long_names[d] = f"Zipped sweep axes: {', '.join(members)}"
-    return Design(tuple(dims), shape, coords, values, names, targets, scen, long_names)
+            attrs[d] = {"units": "1", "long_name": f"Row of the zipped sweep axes "
+                                                   f"{', '.join(members)}"}
+    return Design(tuple(dims), shape, coords, values, names, targets, scen, attrs)
 
 
 def apply_point(design: Design, point: int, scenario: Scenario,

@@ -79,7 +79,14 @@ def proportion_by_draw(ds: xr.Dataset, variable: str, *, among: str | None = Non
     num, den = split_draws(num), split_draws(den)
     other = [d for d in num.dims if d not in (*keep, "draw")]
     share = num.sum(other) / den.sum(other).where(lambda n: n > 0)
+    share.attrs = _share_attrs(variable, among, "per posterior draw")
     return share.transpose(*keep, "draw").rename(f"p_{variable}")
+
+
+def _share_attrs(variable: str, among: str | None, what: str) -> dict[str, str]:
+    """Attributes of a share: dimensionless, named (never the source variable's attributes)."""
+    given = f" | {among}" if among else ""
+    return {"units": "1", "long_name": f"P({variable}{given}), {what}"}
 
 
 def credible_interval(ds: xr.Dataset, variable: str, *, among: str | None = None,
@@ -104,10 +111,12 @@ def credible_interval(ds: xr.Dataset, variable: str, *, among: str | None = None
     num, den = _counts(ds, variable, among)
     other = [d for d in num.dims if d not in keep]
     pooled = num.sum(other) / den.sum(other).where(lambda n: n > 0)
-    return xr.Dataset({"per_draw": per,
-                       "interval": per.quantile(list(quantiles), dim="draw",
-                                                skipna=True).transpose(*keep, "quantile"),
-                       "pooled": pooled.transpose(*keep)},
+    pooled.attrs = _share_attrs(variable, among, "all draws pooled")
+    interval = per.quantile(list(quantiles), dim="draw", skipna=True).transpose(*keep,
+                                                                             "quantile")
+    interval.attrs = _share_attrs(variable, among, "quantiles across posterior draws")
+    interval["quantile"].attrs = {"units": "1", "long_name": "Quantile across draws"}
+    return xr.Dataset({"per_draw": per, "interval": interval, "pooled": pooled.transpose(*keep)},
                       attrs={"variable": variable, "among": among or "",
                              "n_draws": per.sizes["draw"]})
 

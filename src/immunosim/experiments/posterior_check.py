@@ -21,10 +21,14 @@ from .calibrate import Problem
 from .cloud import visit_features
 from .config import ConfigError
 from .patients import simulate_patients, steady_states
+from .sledai import SLEDAI_2K
 from .targets import TargetColumns
 
 #: Days at which time courses are read (monthly over the follow-up).
 CURVE_STEP = 30.0
+
+#: Items whose share is reported among the MSC arm's intermediate scores (3-6) at 12 months.
+INTERMEDIATE_ITEMS = ("proteinuria", "hematuria", "anti_dsdna", "low_complement")
 
 
 @dataclass(frozen=True)
@@ -137,10 +141,15 @@ def _curves(f: dict, transplant: bool, trm: float, grid: np.ndarray) -> dict:
                                     for y in (365.0, 730.0, 1095.0, 1461.0)]),
     }
     at = np.flatnonzero(np.isclose(f["landmarks"], 365.0))
-    if at.size:  # how the 12-month scores split: remission, an intermediate 3-4, or more
+    if at.size:  # how the 12-month scores split: remission (0-2), 3-4, 5-6 or more
         a = f["activity_at"][ok, at[0]]
         out["score_split_365"] = np.array([(a <= 2).mean(), ((a > 2) & (a <= 4)).mean(),
-                                           (a > 4).mean()])
+                                           ((a > 4) & (a <= 6)).mean(), (a > 6).mean()])
+        mid = (a > 2) & (a <= 6)  # what the intermediate patients have: share with each item
+        items = f["items_at"][ok, at[0]][mid]
+        out["intermediate_items_365"] = np.array(
+            [((items >> SLEDAI_2K.names.index(n)) & 1).mean() if mid.any() else np.nan
+             for n in INTERMEDIATE_ITEMS])
     if responders.any():
         out["relapse_among_responders"] = (ttf[responders][:, None] <= grid).mean(axis=0)
     else:
@@ -169,6 +178,7 @@ def posterior_check(problem: Problem, cohort: CalibratedCohort, *, draws: int | 
     for k in range(k_draws):
         params = _draw_params(cohort, k, z, base)
         y0, ok = steady_states(params)
+        ok &= m.PARAMETERS.in_domain(params)  # as the sampler and the calibration's cloud
         keep = np.flatnonzero(ok)[:patients]
         feats = {}
         for arm in problem.arms:
@@ -193,7 +203,8 @@ def posterior_check(problem: Problem, cohort: CalibratedCohort, *, draws: int | 
         times[key] = (np.r_[0.0, landmarks] if name in ("sledai_mean", "proteinuria_mean")
                       else landmarks if name == "complete_remission"
                       else np.array([365.0, 730.0, 1095.0, 1461.0]) if name == "yearly_relapse"
-                      else np.array([2.0, 4.0, np.inf]) if name == "score_split_365"
+                      else np.array([2.0, 4.0, 6.0, np.inf]) if name == "score_split_365"
+                      else np.arange(len(INTERMEDIATE_ITEMS)) if name == "intermediate_items_365"
                       else grid)
     return PosteriorCheck(np.array(preds), np.array(sds),
                           {k: np.array(v) for k, v in curves.items()}, times, patients)

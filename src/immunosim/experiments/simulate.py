@@ -6,6 +6,7 @@ states -> one call of the batched ODE engine. Sweeps call it chunk by chunk.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,6 +20,8 @@ from ..model import model_digest
 from ..model import sle_msc as m
 from ..model.interventions import MSCInfusion, apply_parameters, schedule
 from ..model.steady_states import diseased_states
+from .clinical import OUTCOMES
+from .results import apply_conventions, parameter_coords
 from .scenario import NoDiseasedState, Scenario, SolverOptions
 
 __all__ = ["NoDiseasedState", "Scenario", "SolverOptions", "simulate", "run_batch"]
@@ -135,10 +138,11 @@ def simulate(
     parameters: Mapping[str, float] | None = None,
     horizon: float = 730.0,
     save_every: float = 1.0,
+    outcomes: Mapping | None = None,
     solver: SolverOptions = SolverOptions(),
     threads: int | None = None,
 ) -> xr.Dataset:
-    """Simulate one or a few scenarios for the reference patient.
+    """Simulate one or a few scenarios for the reference patient, with trial outcomes.
 
     Parameters
     ----------
@@ -149,15 +153,30 @@ def simulate(
     horizon : float
         Days simulated.
     save_every : float
-        Days between saved time points.
+        Days between saved time points of the trajectories.
+    outcomes : mapping or OutcomesConfig, optional
+        The keys of a config's ``[outcomes]`` table (``docs/outcomes.md``), e.g.
+        ``{"time_origin": "first_dose", "landmarks": [91, 365]}``; default: its defaults.
+        Outcomes are assessed every ``assessment_every`` days, whatever ``save_every``.
 
     Returns
     -------
     xarray.Dataset
         Dimensions ``scenario``, ``time``; every state, ``proteinuria``, ``renal_inflammation``
         and ``activity`` with ``units`` and ``long_name``; ``status``, ``nfev``, ``nsteps`` per
-        scenario; ``dose_time (scenario, dose)`` (NaN padded) marks infusions and transplants.
+        scenario; ``dose_time (scenario, dose)`` (NaN padded) marks infusions and transplants;
+        the sweep's outcome variables (``remission``, ``time_to_remission``, ``relapse``,
+        ``time_to_relapse``, ... per ``scenario``; ``activity_at``, ... per ``scenario`` and
+        ``landmark``) and ``origin``, with the sweep's definitions (``clinical.classify``).
+        The reference patient has no treatment-related death (sweeps draw it per patient).
+
+    Raises
+    ------
+    ConfigError
+        A bad ``outcomes`` key or value, named (``outcomes.landmarks: ...``).
     """
+    from .assess import assess, follow_up, mask_failed, origins
+
     if scenarios is None:
         scenarios = [Scenario("untreated"), Scenario("msc_1e6", (MSCInfusion(1e6),))]
     if isinstance(scenarios, Scenario):
@@ -168,22 +187,52 @@ def simulate(
         raise ValueError(f"scenarios: duplicate names in {names}")
     if not horizon > 0 or not save_every > 0:
         raise ValueError("horizon and save_every must be positive (days)")
-    t_eval = save_grid(horizon, save_every)
+    cfg = _outcome_config(horizon, outcomes)
+    t_save = save_grid(horizon, save_every)
+    t_assess = save_grid(horizon, cfg.outcomes.assessment_every)
+    t_eval = np.union1d(t_save, t_assess)
     base = dict(parameters or {})
     params = np.stack([m.PARAMETERS.vector({**base, **dict(s.parameters)}) for s in scenarios])
-    sol, treated = run_batch(params, [s.interventions for s in scenarios], t_eval,
-                             solver=solver, threads=threads)
-    ds = trajectories_dataset(sol, treated, ("scenario",), (len(scenarios),))
-    ds = ds.assign_coords(scenario=("scenario", names))
-    ds["dose_time"] = (("scenario", "dose"), dose_table([s.interventions for s in scenarios]),
-                       {"units": "d", "long_name": "Dosing time"})
+    ivs = [s.interventions for s in scenarios]
+    sol, treated = run_batch(params, ivs, t_eval, solver=solver, threads=threads)
+    doses = dose_table(ivs)
+    origin = origins(doses, cfg.outcomes.time_origin)
+    n = len(scenarios)
+    fu = follow_up(cfg, float(origin.max()))
+    res = assess(cfg, t_assess, sol.y[:, np.searchsorted(t_eval, t_assess)], treated,
+                 np.ones(n, dtype=bool), origin, np.full(n, np.nan), fu)
+    res["status"] = sol.status
+    mask_failed(res)
+    keep = np.searchsorted(t_eval, t_save)
+    sol = dataclasses.replace(sol, t=sol.t[keep], y=sol.y[:, keep])
+    ds = trajectories_dataset(sol, treated, ("scenario",), (n,))
+    ds = ds.assign_coords(scenario=("scenario", names),
+                          landmark=("landmark", np.asarray(cfg.outcomes.landmarks, dtype=float)),
+                          **parameter_coords())
+    ds["dose_time"] = (("scenario", "dose"), doses, {"units": "d", "long_name": "Dosing time"})
     ds["status"] = ("scenario", sol.status, status_attrs())
-    ds["nfev"] = ("scenario", sol.nfev, {"long_name": "RHS evaluations"})
-    ds["nsteps"] = ("scenario", sol.naccept, {"long_name": "Accepted steps"})
+    ds["nfev"] = ("scenario", sol.nfev, {"units": "1", "long_name": "RHS evaluations"})
+    ds["nsteps"] = ("scenario", sol.naccept, {"units": "1", "long_name": "Accepted steps"})
     ds["parameters"] = (("scenario", "parameter"), treated,
-                        {"long_name": "Parameter values used"})
-    ds = ds.assign_coords(parameter=("parameter", list(m.PARAMETER_NAMES)))
+                        {"long_name": "Parameter values used (units: the parameter_units "
+                         "coordinate)"})
+    ds["origin"] = ("scenario", origin, {"units": "d", "long_name": "Day outcome times count "
+                                         "from"})
+    for name, (per_landmark, _, attrs) in OUTCOMES.items():
+        ds[name] = (("scenario", "landmark") if per_landmark else ("scenario",), res[name],
+                    dict(attrs))
     ds.attrs.update({"model": m.NAME, "model_digest": model_digest(), "method": solver.method,
-                     "rtol": solver.rtol,
-                     "atol": solver.atol, "immunosim_version": __version__})
-    return ds
+                     "rtol": solver.rtol, "atol": solver.atol, "immunosim_version": __version__,
+                     "horizon_days": float(horizon), "time_origin": cfg.outcomes.time_origin,
+                     "follow_up_days": fu})
+    return apply_conventions(ds)
+
+
+def _outcome_config(horizon: float, outcomes: Mapping | None):
+    """A :class:`~immunosim.experiments.config.Config` holding the horizon and the outcome
+    settings, validated as a config's ``[outcomes]`` table (one-line ``ConfigError``)."""
+    from .config import OutcomesConfig, parse_config
+
+    if isinstance(outcomes, OutcomesConfig):
+        outcomes = outcomes.model_dump(exclude_none=True)
+    return parse_config({"horizon": float(horizon), "outcomes": dict(outcomes or {})})

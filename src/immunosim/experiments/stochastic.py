@@ -53,6 +53,14 @@ def clopper_pearson(k: np.ndarray, n: np.ndarray, level: float = 0.95
     return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
 
 
+def _only_attrs(da: xr.DataArray, long_name: str) -> xr.DataArray:
+    """``da`` with exactly ``units = "1"`` and ``long_name``: nothing inherited from the
+    variables it was computed from (``status`` flags, the units of a time)."""
+    out = da.copy(deep=False)
+    out.attrs = {"units": "1", "long_name": long_name}
+    return out
+
+
 def outcome_probabilities(ds: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     """Probabilities of remission, durable remission and relapse per scenario and sweep point.
 
@@ -100,14 +108,11 @@ def outcome_probabilities(ds: xr.Dataset, level: float = 0.95) -> xr.Dataset:
                                            level)
             lo = lo.where(~flat, cp_lo)
             hi = hi.where(~flat, cp_hi)
-        attrs = {"long_name": _LONG[name], "units": "1"}
-        out[name] = est.assign_attrs(attrs)
-        out[f"{name}_low"] = lo.assign_attrs({"long_name": f"{_LONG[name]}: lower "
-                                              f"{level:.0%} limit", "units": "1"})
-        out[f"{name}_high"] = hi.assign_attrs({"long_name": f"{_LONG[name]}: upper "
-                                               f"{level:.0%} limit", "units": "1"})
-    out["n_runs"] = (ds.status == 0).sum(("patient", "replicate")).assign_attrs(
-        {"long_name": "Successful runs (patients x replicates)"})
+        out[name] = _only_attrs(est, _LONG[name])
+        out[f"{name}_low"] = _only_attrs(lo, f"{_LONG[name]}: lower {level:.0%} limit")
+        out[f"{name}_high"] = _only_attrs(hi, f"{_LONG[name]}: upper {level:.0%} limit")
+    out["n_runs"] = _only_attrs((ds.status == 0).sum(("patient", "replicate")),
+                                "Successful runs (patients x replicates)")
     res = xr.Dataset(out)
     res.attrs["interval"] = ("Clopper-Pearson over replicates" if n_pat == 1 else
                              "cluster-robust normal over patients; Clopper-Pearson over all "

@@ -37,13 +37,14 @@ from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
 from ..model.interventions import unused_parameters
-from .assess import assess, death_draws, death_times, follow_up
+from .assess import assess, death_draws, death_times, follow_up, mask_failed, origins
 from .clinical import OUTCOMES
 from .cohort import Cohort, posterior_rows, sample_cohort
 from .config import Config, ConfigError
 from .design import Design, apply_point, expand
-from .posterior import credible_interval, has_draws
+from .results import apply_conventions, parameter_coords
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs, treat
+from .summary import summary_table  # noqa: F401 (re-exported: it was defined here)
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -150,11 +151,8 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
     # Dosing days of each scenario and point (schedules do not depend on the patient).
     doses = dose_table([ivs for per_point in setups for ivs, _ in per_point])
     doses = doses.reshape(len(scenarios), design.n_points, doses.shape[1])
-    origins = np.zeros(doses.shape[:2])
-    if cfg.outcomes.time_origin == "first_dose":  # the first dose; 0 for a run without any
-        first = np.min(np.where(np.isnan(doses), np.inf, doses), axis=2)
-        origins = np.where(np.isfinite(first), first, 0.0)
-    fu = follow_up(cfg, float(origins.max()))
+    origin = origins(doses, cfg.outcomes.time_origin)
+    fu = follow_up(cfg, float(origin.max()))
     size = chunk_size or cfg.output.chunk_size
     bs = min(size, cohort.size)
     blocks = []
@@ -165,7 +163,7 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
                                     points))
     # Treatment-related death: one draw per subject, the same under every posterior draw.
     death_u = death_draws(cfg.seed, cohort.n_subjects)[cohort.subject]
-    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, doses, origins,
+    return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, doses, origin,
                 fu, death_u)
 
 
@@ -259,30 +257,13 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
         res = _outcomes(p, sol.y, treated, ok, origin, death)
         res["status"] = np.where(ok, sol.status, NOT_DISEASED)
         res["nfev"] = sol.nfev
-    _mask_failed(res)
+    mask_failed(res)  # integer variables (status, work, clone counts) are kept
     out, a = [], 0
     for b in blocks:
         n = b.patients.stop - b.patients.start
         out.append({k: v[a:a + n] for k, v in res.items()})
         a += n
     return out
-
-
-#: Variables a failed run keeps: its status, its work and its clone counts (integers).
-_UNMASKED = {"status", "nfev"}
-
-
-def _mask_failed(res: dict[str, np.ndarray]) -> None:
-    """A run with ``status != 0`` carries no outcome (docs/outcomes.md): its values NaN, its
-    events False, whatever the engine left in its states before failing."""
-    bad = res["status"] != 0
-    if not bad.any():
-        return
-    for name, v in res.items():
-        if name in _UNMASKED or v.dtype.kind not in "fb":
-            continue
-        sel = bad.reshape(bad.shape + (1,) * (v.ndim - bad.ndim))
-        res[name] = np.where(sel, False if v.dtype.kind == "b" else np.nan, v)
 
 
 def _outcomes(p: Plan, y: np.ndarray, treated: np.ndarray, ok: np.ndarray, origin: np.ndarray,
@@ -302,10 +283,13 @@ def _outcomes(p: Plan, y: np.ndarray, treated: np.ndarray, ok: np.ndarray, origi
 
 #: Variables only the agent-based engine writes: name -> (dtype, attrs), each (patient, replicate).
 ABM_VARIABLES: dict[str, tuple[np.dtype, dict]] = {
-    "clones": (np.dtype(np.int64), {"long_name": "Live autoreactive clones at the horizon"}),
+    "clones": (np.dtype(np.int64), {"units": "1",
+                                    "long_name": "Live autoreactive clones at the horizon"}),
     "reseeding_clones": (np.dtype(np.int64), {
+        "units": "1",
         "long_name": "Clones at the horizon holding cells that divide or re-enter (GC, memory)"}),
     "surviving_clones": (np.dtype(np.int64), {
+        "units": "1",
         "long_name": "Clones founded before day 0 that can still re-seed, at the horizon"}),
     "extinction_time": (np.dtype(float), {
         "units": "d", "long_name": "Day the last clone founded before day 0 lost its GC and "
@@ -359,8 +343,8 @@ def _variables(p: Plan) -> dict[str, tuple[tuple[str, ...], np.dtype, dict]]:
     sa["flag_values"] = sa["flag_values"] + [NOT_DISEASED, NOT_COMPUTED]
     sa["flag_meanings"] += " no_diseased_steady_state not_computed"
     v["status"] = (dims, np.dtype(np.int64), sa)
-    v["nfev"] = (dims, np.dtype(np.int64), {"long_name": "Transitions fired (cell events)"
-                                            if p.abm else "RHS evaluations"})
+    v["nfev"] = (dims, np.dtype(np.int64), {"units": "1", "long_name": "Transitions fired "
+                                            "(cell events)" if p.abm else "RHS evaluations"})
     if p.abm:
         for name, (dtype, attrs) in ABM_VARIABLES.items():
             v[name] = (dims, dtype, dict(attrs))
@@ -382,12 +366,12 @@ def _coords(p: Plan) -> dict:
          "patient": ("patient", np.arange(p.cohort.size)),
          "landmark": ("landmark", np.asarray(cfg.outcomes.landmarks, dtype=float),
                       {"units": "d", "long_name": "Landmark day"}),
-         "parameter": ("parameter", list(m.PARAMETER_NAMES))}
+         **parameter_coords()}
     if p.abm:
         c["replicate"] = ("replicate", np.arange(p.replicates),
                           {"long_name": "Stochastic replicate (agent-based engine)"})
     for name, (dims, vals) in p.design.coords.items():
-        c[name] = (dims, vals, {"long_name": p.design.long_names[name]})
+        c[name] = (dims, vals, dict(p.design.coord_attrs[name]))
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
     for name, (vals, attrs) in p.cohort.patient_coords().items():  # a population table's
@@ -450,9 +434,23 @@ def _static(p: Plan) -> dict:
                           {"units": "d",
                            "long_name": "Dosing time (MSC infusion, HSCT, drug dose change)"}),
             "patient_parameters": (("patient", "parameter"), p.cohort.params,
-                                   {"long_name": "Untreated patient parameters"}),
+                                   {"long_name": "Untreated patient parameters (units: the "
+                                    "parameter_units coordinate)"}),
             "cohort_redraws": (("patient",), p.cohort.redraws,
-                               {"long_name": "Draws rejected before the patient was accepted"})}
+                               {"units": "1",
+                                "long_name": "Draws rejected before the patient was accepted"})}
+
+
+def _result_dataset(p: Plan, data: dict) -> xr.Dataset:
+    """The result Dataset of ``p`` around the variables ``data`` (name -> (dims, array,
+    attrs)): coordinates, static variables and attributes, with the result conventions of
+    :mod:`~immunosim.experiments.results` (units on every coordinate, integer axes, ...)."""
+    ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
+    for k, v in _static(p).items():
+        ds[k] = v
+    d = p.design
+    return apply_conventions(ds, axes=dict(zip(d.axis_names, d.targets)),
+                             axis_scenarios=dict(zip(d.axis_names, d.axis_scenarios)))
 
 
 def _block_regions(p: Plan, b: Block) -> Iterator[tuple[slice, ...]]:
@@ -499,11 +497,8 @@ class MemoryWriter:
                 arr[idx] = np.asarray(data[name]).reshape(_region_shape(idx, arr.shape))
 
     def finish(self) -> xr.Dataset:
-        ds = xr.Dataset({n: (v[0], self.arrays[n], v[2]) for n, v in self.vars.items()},
-                        coords=_coords(self.p), attrs=_attrs(self.p))
-        for k, v in _static(self.p).items():
-            ds[k] = v
-        return ds
+        return _result_dataset(self.p, {n: (v[0], self.arrays[n], v[2])
+                                        for n, v in self.vars.items()})
 
 
 class ZarrWriter:
@@ -614,9 +609,7 @@ class ZarrWriter:
             encoding[name] = {"chunks": chunks}
         # Unwritten chunks read as the Zarr fill value: NOT_COMPUTED for status, never 0.
         encoding["status"]["_FillValue"] = NOT_COMPUTED
-        ds = xr.Dataset(data, coords=_coords(p), attrs=_attrs(p))
-        for k, v in _static(p).items():
-            ds[k] = v
+        ds = _result_dataset(p, data)
         ds.to_zarr(self._creating, mode="w", compute=False, encoding=encoding,
                    consolidated=False, zarr_format=ZARR_FORMAT)
         os.replace(self._creating, self.work)  # atomic: ``work`` is complete or absent
@@ -910,79 +903,3 @@ def distributed_module():
                              f"{DASK_HINT}") from None
         raise
     return distributed
-
-
-def _pct(k: int, of: int) -> str:
-    return f"{100 * k / max(of, 1):.0f}%"
-
-
-#: Percentage columns of the summary: (variable, among) -> column.
-_SHARES = {("remission", None): 2, ("response", None): 4, ("flare", "response"): 5,
-           ("death", None): 6}
-
-
-def _intervals(ds: xr.Dataset) -> dict[tuple[int, str], str]:
-    """`` [lo-hi]`` (95% interval of the per-draw percentages) per (column, scenario)."""
-    out = {}
-    for (var, among), col in _SHARES.items():
-        if var not in ds or (among is not None and among not in ds):
-            continue
-        iv = credible_interval(ds, var, among=among).interval
-        for s in ds.scenario.values:
-            lo, hi = (float(iv.sel(scenario=s, quantile=q)) for q in (0.025, 0.975))
-            if lo == lo and hi == hi:
-                out[col, str(s)] = f" [{100 * lo:.0f}-{100 * hi:.0f}]"
-    return out
-
-
-def summary_table(ds: xr.Dataset) -> str:
-    """A readable per-scenario summary (pooled over sweep points and patients; medians).
-
-    With posterior draws (a ``draw`` coordinate) each percentage is followed by the 95%
-    interval across draws of the per-draw percentage: ``41% [33-49]`` (see
-    :func:`~immunosim.experiments.posterior.credible_interval`).
-    """
-    names = ["remission", "time_to_remission", "response", "flare", "death", "activity_at",
-             "status"]
-    full = ds
-    ds = ds[[n for n in names if n in ds]].load()
-    ci = _intervals(ds) if has_draws(ds) else {}
-    rows = [("scenario", "runs", "remission", "median t_rem (d)", "SRI-4 resp",
-             "flare|resp", "death", "median activity@" + "/".join(f"{x:g}"
-                                                                 for x in ds.landmark.values))]
-    for s in ds.scenario.values:
-        d = ds.sel(scenario=s)
-        ok = d.status == 0
-        n = int(ok.sum())
-        n_rem = int((d.remission & ok).sum())
-        t_rem = d.time_to_remission.where(d.remission & ok)
-        resp = int((d.response & ok).sum())
-        fl = int((d.flare & ok).sum()) if "flare" in d else 0
-        dead = int((d.death & ok).sum()) if "death" in d else 0
-        med = [float(d.activity_at.where(ok).sel(landmark=x).median()) for x in ds.landmark.values]
-        row = [str(s), f"{n}", _pct(n_rem, n),
-               f"{float(t_rem.median()):.0f}" if n_rem else "-", _pct(resp, n),
-               _pct(fl, resp) if resp else "-", _pct(dead, n),
-               "/".join("-" if v != v else f"{v:g}" for v in med)]
-        for col in _SHARES.values():
-            if row[col] != "-":
-                row[col] += ci.get((col, str(s)), "")
-        rows.append(tuple(row))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    failed = int((ds.status != 0).sum())
-    if failed:
-        lines.append(f"({failed} runs failed or had no diseased state; see the 'status' variable)")
-    lines.append("flare|resp: SELENA-SLEDAI flare after any response, among responders; "
-                 "activity: the SLEDAI-2K-like score at each landmark (d after the origin)")
-    if "replicate" in ds.dims:
-        from .stochastic import probability_table
-
-        lines += ["", "Agent-based engine: outcome probabilities per scenario and sweep point",
-                  probability_table(full)]
-    if ci:
-        k = int(ds.draw.max()) + 1
-        lines.append(f"x% [lo-hi]: pooled over all {k} posterior draws, then the 95% interval "
-                     "across draws of the per-draw percentage (subjects shared by every draw)")
-    return "\n".join(lines)

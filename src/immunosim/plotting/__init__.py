@@ -14,12 +14,15 @@ family (``figures=``)      data                                draw
                            :func:`bifurcation`
 ========================== =================================== =================================
 
-:func:`plot_result` draws a result file into a directory (the ``immunosim plot`` command).
+:func:`plot_result` draws a result file into a directory (the ``immunosim plot`` command);
+its ``select`` holds axes at chosen values and its ``subgroup`` keeps the patients meeting a
+condition (:func:`select_subgroup`, :func:`parse_condition`, :func:`match_index`).
 """
 
 from __future__ import annotations
 
 from ._data import PlotError, open_result
+from ._select import Condition, match_index, parse_condition, parse_select, select_subgroup
 from .api import FIGURES, draw_figures, plot_result
 from .bistability import bifurcation, crossing_data, draw_bistability, thresholds
 from .maps import draw_map, map_grid
@@ -30,6 +33,7 @@ from .waterfall import draw_waterfall, waterfall_data
 
 __all__ = [
     "FIGURES",
+    "Condition",
     "KMCurve",
     "PlotError",
     "bifurcation",
@@ -44,9 +48,13 @@ __all__ = [
     "km_curve",
     "km_curves",
     "map_grid",
+    "match_index",
     "number_at_risk",
     "open_result",
+    "parse_condition",
+    "parse_select",
     "plot_result",
+    "select_subgroup",
     "thresholds",
     "timecourse_bands",
     "waterfall_data",

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import ImmunosimError
+from ._errors import PlotError
+from ._select import match_index
 from ._style import MAX_SERIES, axis_info, fmt_value, fmt_with_unit
 
 #: Dimensions of a sweep result that are not sweep axes.
@@ -24,34 +25,19 @@ NON_AXIS_DIMS = ("scenario", "patient", "landmark", "time", "dose", "parameter",
 TRAJECTORY_HINT = "rerun the sweep with output.trajectories = true"
 
 
-class PlotError(ImmunosimError, ValueError):
-    """A figure cannot be drawn from a result (missing file or variables, bad option); the
-    message is one line naming what is missing and how to get it."""
-
-
 def open_result(result: str | Path | xr.Dataset) -> tuple[xr.Dataset, str]:
-    """Open a result (``.zarr`` store or NetCDF file) lazily; return it and a name for captions."""
+    """Open a result (``.zarr`` store or NetCDF file; checked and opened by
+    :func:`immunosim.experiments.results.open_result`); return it and a name for captions."""
     if isinstance(result, xr.Dataset):
         return result, "an in-memory Dataset"
-    path = Path(result)
-    if not path.exists():
-        raise PlotError(f"{path}: no such result file")
-    if path.name.endswith(".partial"):
-        final = path.name[: -len(".partial")]
-        raise PlotError(f"{path}: an interrupted sweep, not a result; finish it with "
-                        f"'immunosim sweep CONFIG -o {final} --resume'")
+    from ..experiments.results import ResultError
+    from ..experiments.results import open_result as open_checked
+
     try:
-        if path.suffix == ".zarr" or (path.is_dir() and (path / ".zgroup").exists()):
-            ds = xr.open_zarr(path)
-        else:
-            ds = xr.open_dataset(path)
-    except Exception as e:  # unreadable: say so in one line, without the library's traceback
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise PlotError(f"{path}: cannot read as a result (.zarr or .nc): {first}") from None
-    if "model_digest" not in ds.attrs:  # every sweep and simulate result carries it
-        raise PlotError(f"{path}: not an immunosim result (no 'model_digest' attribute); "
-                        "expected the output of 'immunosim sweep' or immunosim.simulate")
-    return normalise(ds), str(path)
+        ds = open_checked(result)
+    except ResultError as e:
+        raise PlotError(str(e)) from None
+    return normalise(ds), str(result)
 
 
 def normalise(ds: xr.Dataset) -> xr.Dataset:
@@ -136,25 +122,15 @@ def masked(ds: xr.Dataset, name: str) -> xr.DataArray:
 
 
 def index_of(ds: xr.Dataset, dim: str, value) -> int:
-    """Position of ``value`` on ``dim`` (exact for names, nearest within 1e-9 relative for
-    numbers); PlotError listing the valid values otherwise."""
-    if dim not in ds.dims:
-        raise PlotError(f"select: '{dim}' is not a dimension of the result; valid: "
-                        f"{', '.join(['scenario'] + sweep_axes(ds))}")
-    vals = ds[dim].values if dim in ds.coords else np.arange(ds.sizes[dim])
-    if vals.dtype.kind in "US O":
-        hits = np.nonzero(vals.astype(str) == str(value))[0]
-    else:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            hits = np.array([], dtype=int)
-        else:
-            hits = np.nonzero(np.isclose(vals.astype(float), v, rtol=1e-9, atol=0.0))[0]
-    if hits.size == 0:
-        raise PlotError(f"select: {dim} = {value!r} is not in the result; valid: "
-                        f"{', '.join(fmt_value(x) for x in vals)}")
-    return int(hits[0])
+    """Position of ``value`` on ``dim``: exact for names and integers, the nearest value within
+    5% for floats (:func:`~immunosim.plotting._select.match_index`); PlotError listing the
+    available values otherwise."""
+    return match_index(ds, dim, value)
+
+
+def subgroup_note(ds: xr.Dataset) -> str:
+    """The patient subgroup a result was restricted to (``select_subgroup``), or ``""``."""
+    return str(ds.attrs.get("subgroup", ""))
 
 
 @dataclass(frozen=True)
@@ -174,10 +150,11 @@ class SeriesSet:
     title: str  # legend title (what varies)
     fixed: list[str] = field(default_factory=list)  # "first_day = 0 d", ...
     pooled: bool = False  # random design pooled over its points
+    subgroup: str = ""  # "subgroup activation_rate > 0.083 1/d (q75): 8 of 30 patients"
 
     @property
     def note(self) -> str:
-        parts = []
+        parts = [self.subgroup] if self.subgroup else []
         if self.fixed:
             parts.append("held at " + ", ".join(self.fixed))
         if self.pooled:
@@ -232,7 +209,7 @@ def choose_series(ds: xr.Dataset, select: dict | None = None, vary: str | None =
                   for i in picks]
         name, units = axis_info(ds, vary)
         title = name + (f" ({units})" if units else "")
-    return SeriesSet(series, title, fixed, pooled="point" in ds.dims)
+    return SeriesSet(series, title, fixed, pooled="point" in ds.dims, subgroup=subgroup_note(ds))
 
 
 def samples(da: xr.DataArray, isel: dict[str, int], keep: tuple[str, ...] = ()) -> np.ndarray:

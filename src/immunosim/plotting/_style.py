@@ -42,6 +42,7 @@ SEQUENTIAL_CMAP = "cividis"
 
 FONT_SIZE = 9  # points, for all text drawn here (the rcParams default of 10 crowds facets)
 DPI = 110  # default raster resolution of written figures
+MAX_DOSE_LINES = 8  # more dosing times than this (daily drug doses) are marked by triangles only
 
 #: Readable names and units of sweep-axis targets (the axis coordinate only records the target).
 _TARGET_LABELS: dict[str, tuple[str, str]] = {
@@ -84,7 +85,8 @@ def axis_info(ds, dim: str) -> tuple[str, str]:
         return "scenario", ""
     attrs = ds[dim].attrs if dim in ds.variables else {}
     long_name = attrs.get("long_name", "")
-    target = long_name.removeprefix("Sweep axis: ") if long_name.startswith("Sweep axis") else ""
+    target = attrs.get("sweep_target") or (  # results before sweep_target: in the long name
+        long_name.removeprefix("Sweep axis: ") if long_name.startswith("Sweep axis") else "")
     if target in _TARGET_LABELS:
         return _TARGET_LABELS[target]
     if target.startswith("parameters."):
@@ -94,7 +96,8 @@ def axis_info(ds, dim: str) -> tuple[str, str]:
         if pname in m.PARAMETERS.index:
             return pname, m.PARAMETERS[pname].unit
         return pname, ""
-    return (target or long_name or dim), attrs.get("units", "")
+    units = attrs.get("units", "")
+    return (target or long_name or dim), ("" if units == "1" else units)
 
 
 def axis_label(ds, dim: str) -> str:
@@ -129,6 +132,18 @@ def day_ticks(horizon: float) -> np.ndarray:
         if horizon / step <= 8:
             break
     return np.arange(0.0, horizon + 1e-9, step)
+
+
+def mark_doses(ax, doses: np.ndarray, color: str, triangles: bool = True) -> None:
+    """Dotted lines at the dosing times (triangles on top); more than :data:`MAX_DOSE_LINES`
+    doses (daily drug doses) are only triangles, so that they do not hide the data."""
+    doses = doses[np.isfinite(doses)]
+    if doses.size <= MAX_DOSE_LINES:
+        for d in doses:
+            ax.axvline(d, color=color, ls=":", lw=0.9, alpha=0.7)
+    if triangles and doses.size:
+        ax.plot(doses, np.ones(doses.size), ls="none", marker="v", ms=5, color=color,
+                clip_on=False, transform=ax.get_xaxis_transform())
 
 
 def suptitle(fig: Figure, text: str) -> None:

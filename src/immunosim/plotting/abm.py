@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..experiments.stochastic import outcome_probabilities
-from ._data import FigureSpec, PlotError, horizon, index_of, require
+from ._data import FigureSpec, PlotError, horizon, index_of, require, subgroup_note
 from ._style import FONT_SIZE, axis_info, fmt_with_unit, new_figure, series_color, suptitle
 from .maps import _crosses, _reduce_rest, draw_map, map_axes
 
@@ -112,7 +112,8 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, x: str | None = None,
     fig = times_figure(ds, by, select)
     held = [fmt_with_unit(ds, d, ds[d].values[i]) for d, i in _groups(ds, None, select)[0][1]
             .items() if d != by and ds.sizes[d] > 1]
-    sub = "; ".join(held)
+    sub = "; ".join(([subgroup_note(ds)] if subgroup_note(ds) else [])
+                    + (["held at " + ", ".join(held)] if held else []))
     suptitle(fig, "Relapse and clone extinction over time" + (f"\n{sub}" if sub else ""))
     out.append(FigureSpec("abm__relapse_times", fig,
                           "Left: cumulative share of all successful runs (patients x replicates) "

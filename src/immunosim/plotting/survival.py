@@ -7,9 +7,14 @@ Prentice 2002, sec. 1.4). Nothing here re-implements the estimator.
 
 * **Remission**: cumulative incidence ``1 - S(t)`` of ``time_to_remission``; runs without a
   confirmed remission are censored at their time (the horizon).
-* **Relapse-free survival among remitters**: ``S(t)`` of ``time_to_relapse`` (days from the start
-  of the run, like every time in a result); the event is ``relapse``, remitters without one are
-  censored; patients never in remission are not at risk and are left out.
+* **Relapse-free survival among remitters**: ``S(t)`` of the time to relapse, the event is
+  ``relapse``; patients never in remission are not at risk and are left out. By default time
+  counts from each patient's **remission onset** (``time_to_relapse - time_to_remission``), so
+  that the time before remission, when no relapse is possible, is not counted as relapse-free
+  (immortal-time bias); ``origin="time_origin"`` counts it from the result's time origin (day 0
+  or the first dose, ``time_origin`` of ``[outcomes]``) instead. Remitters without a relapse are
+  censored at the end of their follow-up (the horizon, or death: ``clinical.classify`` sets
+  ``time_to_relapse`` to the follow-up for them).
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from ._style import FONT_SIZE, day_ticks, new_figure, series_color, wrap
 
 CONFIDENCE = 0.95
 KINDS = ("remission", "relapse_free")
+#: Time origins of the curves: the result's own (``[outcomes] time_origin``), or, for
+#: relapse-free survival, each patient's remission onset (the default for it).
+ORIGINS = ("remission_onset", "time_origin")
+DEFAULT_ORIGIN = {"remission": "time_origin", "relapse_free": "remission_onset"}
 
 
 @dataclass(frozen=True)
@@ -117,15 +126,49 @@ def _required(kind: str) -> list[str]:
     raise PlotError(f"survival: kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
+def check_origin(kind: str, origin: str | None) -> str:
+    """The time origin of a ``kind`` curve: ``origin``, or its default; PlotError if invalid."""
+    _required(kind)
+    if origin is None:
+        return DEFAULT_ORIGIN[kind]
+    if origin not in ORIGINS:
+        raise PlotError(f"survival: origin {origin!r} is not one of {', '.join(ORIGINS)}")
+    if kind == "remission" and origin != "time_origin":
+        raise PlotError("survival: remission curves count from the result's time origin only "
+                        f"(origin = 'time_origin'), not {origin!r}")
+    return origin
+
+
+def origin_label(ds: xr.Dataset, origin: str) -> str:
+    """Readable time origin for axis labels: ``remission onset``, ``day 0 of the run`` or
+    ``the first dose`` (from the result's ``time_origin`` attribute)."""
+    if origin == "remission_onset":
+        return "remission onset"
+    return {"first_dose": "the first dose"}.get(str(ds.attrs.get("time_origin", "start")),
+                                                "day 0 of the run")
+
+
 def km_curves(ds: xr.Dataset, kind: str = "remission", *, select: dict | None = None,
-              vary: str | None = None) -> dict[str, KMCurve]:
+              vary: str | None = None, origin: str | None = None) -> dict[str, KMCurve]:
     """Kaplan-Meier curves per series (scenario or sweep-axis value).
 
-    ``kind="remission"``: time to remission, event = remission. ``kind="relapse_free"``: time to
-    relapse among remitters, event = relapse (series without a remitter are left out). Runs with
-    non-zero solver status are excluded.
+    Parameters
+    ----------
+    kind : {"remission", "relapse_free"}
+        ``remission``: time to remission, event = remission. ``relapse_free``: time to relapse
+        among remitters, event = relapse (series without a remitter are left out).
+    select, vary : see :func:`immunosim.plotting._data.choose_series`
+    origin : {"remission_onset", "time_origin"}, optional
+        Where each patient's time starts (d): default ``remission_onset`` for ``relapse_free``
+        (``time_to_relapse - time_to_remission``), ``time_origin`` (the result's times as they
+        are) for ``remission``.
+
+    Returns
+    -------
+    dict of series label -> KMCurve; runs with non-zero solver status are excluded.
     """
     require(ds, "survival", _required(kind))
+    origin = check_origin(kind, origin)
     ss = choose_series(ds, select, vary)
     ok = masked(ds, "remission")  # NaN where excluded
     out = {}
@@ -138,6 +181,8 @@ def km_curves(ds: xr.Dataset, kind: str = "remission", *, select: dict | None = 
         else:
             keep &= rem == 1.0
             t = samples(ds.time_to_relapse, s.isel)
+            if origin == "remission_onset":
+                t = t - samples(ds.time_to_remission, s.isel)
             ev = samples(ds.relapse, s.isel).astype(bool)
         keep &= np.isfinite(t)
         if keep.any():
@@ -146,8 +191,11 @@ def km_curves(ds: xr.Dataset, kind: str = "remission", *, select: dict | None = 
 
 
 def draw_km(curves: dict[str, KMCurve], *, kind: str, horizon_days: float, legend_title: str,
-            colors: dict[str, str], title: str = ""):
-    """Step curves with bands, censoring ticks and a numbers-at-risk table under the axis."""
+            colors: dict[str, str], title: str = "", origin: str = "day 0 of the run"):
+    """Step curves with bands, censoring ticks and a numbers-at-risk table under the axis.
+
+    Each curve ends at its last observed time (event or censoring); ``origin`` names where
+    time starts in the x label."""
     n = max(len(curves), 1)
     fig = new_figure(8.0, 3.6 + 0.2 * n + 0.5)
     gs = fig.add_gridspec(2, 1, height_ratios=[3.6, 0.2 * n + 0.45])
@@ -157,7 +205,7 @@ def draw_km(curves: dict[str, KMCurve], *, kind: str, horizon_days: float, legen
     flip = kind == "remission"
     for label, c in curves.items():
         col = colors[label]
-        t = np.append(c.time, horizon_days)
+        t = np.append(c.time, max(c.observed.max(), c.time[-1]))
         s = np.append(c.survival, c.survival[-1])
         lo = np.append(c.low, c.low[-1])
         hi = np.append(c.high, c.high[-1])
@@ -171,7 +219,7 @@ def draw_km(curves: dict[str, KMCurve], *, kind: str, horizon_days: float, legen
     ax.set_xlim(0.0, horizon_days * 1.02)  # room for censoring ticks at the horizon
     ax.set_ylim(-0.02, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel("Cumulative remission (%)" if flip else "Relapse-free among remitters (%)",
+    ax.set_ylabel("Cumulative remission (%)" if flip else "Relapse-free among\nremitters (%)",
                   fontsize=FONT_SIZE)
     ax.set_xticks(ticks)
     ax.tick_params(labelsize=FONT_SIZE - 1, labelbottom=False)
@@ -189,7 +237,7 @@ def draw_km(curves: dict[str, KMCurve], *, kind: str, horizon_days: float, legen
     tab.tick_params(axis="y", pad=16)  # clear of the counts centred on day 0
     for sp in tab.spines.values():
         sp.set_visible(False)
-    tab.set_xlabel("Time from day 0 of the run (d)", fontsize=FONT_SIZE)
+    tab.set_xlabel(f"Time from {origin} (d)", fontsize=FONT_SIZE)
     tab.set_title("Number at risk", fontsize=FONT_SIZE - 1, loc="left")
     handles = [Line2D([], [], color=colors[k], lw=1.6) for k in labels]
     leg = [f"{k} (n = {curves[k].n})" for k in labels]
@@ -207,15 +255,17 @@ def check(ds: xr.Dataset) -> None:
     require(ds, "survival", _required("remission") + _required("relapse_free"))
 
 
-def figures(ds: xr.Dataset, *, select: dict | None = None, vary: str | None = None
-            ) -> list[FigureSpec]:
+def figures(ds: xr.Dataset, *, select: dict | None = None, vary: str | None = None,
+            relapse_origin: str | None = None) -> list[FigureSpec]:
     ss = choose_series(ds, select, vary)
     colors = {s.label: series_color(i) for i, s in enumerate(ss.series)}
     note = ss.note
     h = horizon(ds)
     out = []
     for kind in KINDS:
-        curves = km_curves(ds, kind, select=select, vary=vary)
+        origin = check_origin(kind, relapse_origin if kind == "relapse_free" else None)
+        start = origin_label(ds, origin)
+        curves = km_curves(ds, kind, select=select, vary=vary, origin=origin)
         missing = [s.label for s in ss.series if s.label not in curves]
         if not curves:
             if kind == "remission":
@@ -225,16 +275,21 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, vary: str | None = No
             continue
         if kind == "remission":
             title = "Time to remission (Kaplan-Meier, 1 - S)"
-            what = ("cumulative incidence 1 - S(t) of time_to_remission (event: remission; "
-                    "censored at the horizon otherwise)")
+            what = ("cumulative incidence 1 - S(t) of time_to_remission, in days from "
+                    f"{start} (event: remission; censored at the end of follow-up otherwise)")
         else:
-            title = "Relapse-free survival among remitters (Kaplan-Meier)"
-            what = ("S(t) of time_to_relapse among patients in remission, in days from day 0 "
-                    "(event: relapse; censored at the horizon otherwise)")
+            title = f"Relapse-free survival among remitters, from {start} (Kaplan-Meier)"
+            span = ("time_to_relapse - time_to_remission" if origin == "remission_onset"
+                    else "time_to_relapse")
+            what = (f"S(t) among patients in remission of {span}, in days from {start} "
+                    "(event: relapse; censored at the end of follow-up: the horizon or death)")
+            if origin != "remission_onset":
+                what += ("; WARNING: time before remission, when no relapse can happen, counts "
+                         "as relapse-free (immortal time)")
         if note:
             title += f"\n{note}"
         fig = draw_km(curves, kind=kind, horizon_days=h, legend_title=ss.title, colors=colors,
-                      title=title)
+                      title=title, origin=start)
         caption = (f"Kaplan-Meier {what} per {ss.title}, with {100 * CONFIDENCE:.0f}% log-log "
                    "bands and numbers at risk" + (f"; {note}" if note else "")
                    + (f"; no remitters (not drawn): {', '.join(missing)}" if missing else "")

@@ -9,8 +9,27 @@ import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
 
-from ._data import FigureSpec, PlotError, choose_series, dose_times, masked, require, samples
-from ._style import FONT_SIZE, day_ticks, new_figure, series_color, suptitle, unit_suffix, var_label
+from ._data import (
+    FigureSpec,
+    PlotError,
+    choose_series,
+    dose_times,
+    masked,
+    require,
+    samples,
+    subgroup_note,
+)
+from ._style import (
+    FONT_SIZE,
+    MAX_DOSE_LINES,
+    day_ticks,
+    mark_doses,
+    new_figure,
+    series_color,
+    suptitle,
+    unit_suffix,
+    var_label,
+)
 
 #: Variables drawn by default, in panel order (each only if the result saved it).
 VARIABLES: tuple[str, ...] = ("activity", "anti_dsdna", "c3", "damage", "msc", "reg")
@@ -39,7 +58,9 @@ def timecourse_bands(ds: xr.Dataset, variables: list[str] | None = None, *,
         result (one patient per scenario).
     variables : list of str, optional
         Trajectory variables without the ``traj_`` prefix; default: those of :data:`VARIABLES`
-        the result holds.
+        the result holds, without the MSC pool when trajectories are saved more than
+        :data:`MSC_RESOLVED_EVERY` days apart (it clears within days, so such a row shows only
+        the samples that fall on a dosing day).
     select, vary : see :func:`immunosim.plotting._data.choose_series`
 
     Returns
@@ -52,6 +73,8 @@ def timecourse_bands(ds: xr.Dataset, variables: list[str] | None = None, *,
     require(ds, "timecourse", ["traj_activity"])
     if variables is None:
         variables = [v for v in VARIABLES if f"traj_{v}" in ds]
+        if "msc" in variables and _save_every(ds) > MSC_RESOLVED_EVERY:
+            variables.remove("msc")
     else:
         require(ds, "timecourse", [f"traj_{v}" for v in variables])
     ss = choose_series(ds, select, vary)
@@ -82,32 +105,50 @@ def timecourse_bands(ds: xr.Dataset, variables: list[str] | None = None, *,
                       attrs={"note": ss.note, "legend_title": ss.title})
 
 
+def _save_every(ds: xr.Dataset) -> float:
+    """Median spacing of the saved trajectory times (d); 0 with a single time."""
+    t = np.asarray(ds.time.values, dtype=float) if "time" in ds.coords else np.zeros(1)
+    return float(np.median(np.diff(t))) if t.size > 1 else 0.0
+
+
 def _short_label(bands: xr.Dataset, v: str) -> str:
     name = SHORT_NAMES.get(v) or bands[v].attrs.get("long_name") or v
     return name + unit_suffix(bands[v].attrs.get("units"))
 
 
-def _style_axis(ax, bands: xr.Dataset, v: str, ticks: np.ndarray, t: np.ndarray) -> None:
-    ax.set_xticks(ticks)
-    ax.set_xlim(t.min(), t.max())
+def fit_label(text: str, length_in: float, size: float = FONT_SIZE) -> str:
+    """``text`` broken into lines of at most about ``length_in`` inches at font ``size``
+    (points), at spaces only; the units in a trailing ``(...)`` go on their own line first.
+    Used for y labels, which must not run past their row into the next one."""
+    import textwrap
+
+    chars = max(8, int(length_in * 72 / (0.6 * size)))
+    if len(text) <= chars:
+        return text
+    head, sep, unit = text.rpartition(" (")
+    lines = ([head, sep.strip() + unit] if sep and unit.endswith(")") else [text])
+    out = []
+    for line in lines:
+        out += textwrap.wrap(line, chars, break_on_hyphens=False) or [line]
+    return "\n".join(out)
+
+
+def _style_axis(ax, bands: xr.Dataset, v: str, ticks: np.ndarray | None, t: np.ndarray) -> None:
+    """Ticks, limits and grid of one panel; ``ticks=None`` for panels whose x axis is shared
+    with one already styled (setting ticks on every shared axis costs time and changes
+    nothing)."""
+    if ticks is not None:
+        ax.set_xticks(ticks)
+        ax.set_xlim(t.min(), t.max())
+        if v == "activity":
+            ax.set_ylim(-0.5, 12.5)
+            ax.set_yticks(np.arange(0, 13, 4))
     ax.tick_params(labelsize=FONT_SIZE - 1)
     ax.grid(alpha=0.25, lw=0.5)
-    if v == "activity":
-        ax.set_ylim(-0.5, 12.5)
-        ax.set_yticks(np.arange(0, 13, 4))
 
 
 def _band(bands: xr.Dataset, v: str, s) -> np.ndarray:
     return bands[v].sel(series=s).values
-
-
-def _mark_doses(ax, doses: np.ndarray, color: str, triangles: bool = True) -> None:
-    for d in doses:
-        if np.isfinite(d):
-            ax.axvline(d, color=color, ls=":", lw=0.9, alpha=0.7)
-            if triangles:
-                ax.plot([d], [1.0], marker="v", ms=5, color=color, clip_on=False,
-                        transform=ax.get_xaxis_transform())
 
 
 def draw_timecourse(bands: xr.Dataset, title: str = ""):
@@ -133,7 +174,7 @@ def draw_timecourse(bands: xr.Dataset, title: str = ""):
             q = _band(bands, v, s)
             ax.fill_between(t, q[0], q[2], color=c, alpha=0.2, lw=0)
             ax.plot(t, q[1], color=c, lw=1.6)
-            _mark_doses(ax, bands.dose_time.sel(series=s).values, c)
+            mark_doses(ax, bands.dose_time.sel(series=s).values, c)
             ax.set_title(_short_label(bands, v), fontsize=FONT_SIZE)
             ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
             _style_axis(ax, bands, v, ticks, t)
@@ -150,7 +191,8 @@ def draw_timecourse(bands: xr.Dataset, title: str = ""):
                    fontsize=FONT_SIZE, frameon=False)
     else:
         ncols, nrows = len(series), len(names)
-        fig = new_figure(1.2 + 2.25 * ncols, 0.9 + 1.75 * nrows)
+        row_in = 1.75
+        fig = new_figure(1.4 + 2.25 * ncols, 0.9 + row_in * nrows)
         axs = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey="row")
         for r, v in enumerate(names):
             for k, s in enumerate(series):
@@ -161,15 +203,18 @@ def draw_timecourse(bands: xr.Dataset, title: str = ""):
                 q = _band(bands, v, s)
                 ax.fill_between(t, q[0], q[2], color=c, alpha=0.25, lw=0)
                 ax.plot(t, q[1], color=c, lw=1.6)
-                _mark_doses(ax, bands.dose_time.sel(series=s).values, c, triangles=r == 0)
-                _style_axis(ax, bands, v, ticks, t)
+                mark_doses(ax, bands.dose_time.sel(series=s).values, c, triangles=r == 0)
+                first = (r == 0 and k == 0) or (k == 0 and v == "activity")
+                _style_axis(ax, bands, v, ticks if first else None, t)
                 if r == 0:
                     head = str(bands.series_title.values[k]) if "series_title" in bands else s
                     ax.set_title(f"{head}\n(n = {counts[s]})", fontsize=FONT_SIZE, color=c)
                 if r == nrows - 1:
                     ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
                     ax.tick_params(axis="x", labelrotation=45)
-            axs[r, 0].set_ylabel(_short_label(bands, v), fontsize=FONT_SIZE)
+            # at most ~75% of the row: labels of neighbouring rows must not run into each other
+            axs[r, 0].set_ylabel(fit_label(_short_label(bands, v), 0.75 * row_in),
+                                 fontsize=FONT_SIZE)
         handles = [Line2D([], [], color="0.2", lw=1.6), Line2D([], [], color="0.2", lw=6,
                                                                 alpha=0.25),
                    Line2D([], [], color="0.6", lw=0.7),
@@ -196,22 +241,27 @@ def figures(ds: xr.Dataset, *, select: dict | None = None, vary: str | None = No
         what = "one patient"
         title = "Time courses"
     else:
-        what = f"the cohort of {n} patients"
+        what = (f"the {n} patients of the subgroup" if subgroup_note(ds)
+                else f"the cohort of {n} patients")
         title = "Time courses: median and 5-95% range over " + what
     if note:
         title += f"\n({note})"
     if int(bands.n_runs.sum()) == 0:
         raise PlotError("timecourse: no run with solver status 0 to draw")
     fig = draw_timecourse(bands, title)
-    head = ("Trajectories of one patient" if n == 1
-            else f"Median (line) and 5-95% range (band) over {what}")
-    caption = (f"{head} of "
-               f"{', '.join(v for v in bands.data_vars if 'quantile' in bands[v].dims)} per "
-               f"{bands.attrs['legend_title']}; dotted lines and triangles mark dosing times"
+    names = ", ".join(v for v in bands.data_vars if "quantile" in bands[v].dims)
+    head = (f"Trajectories of one patient: {names}" if n == 1
+            else f"Median (line) and 5-95% range (band) of {names} over {what}")
+    caption = (f"{head}, per {bands.attrs['legend_title']}; dotted lines and triangles mark "
+               f"dosing times (triangles only for series with more than {MAX_DOSE_LINES})"
                + (f"; {note}" if note else "") + "; runs with non-zero solver status excluded.")
-    dt = float(np.median(np.diff(bands.time.values))) if bands.sizes["time"] > 1 else 0.0
+    dt = _save_every(ds)
     if "msc" in bands and dt > MSC_RESOLVED_EVERY:
         caption += (f" The MSC pool clears within days, so trajectories saved every {dt:g} d "
                     "show it only where a sample falls on a dosing day (MSC-induced regulation, "
                     "'reg', shows the lasting effect).")
+    elif variables is None and "traj_msc" in ds and "msc" not in bands:
+        caption += (f" The MSC pool is not drawn: it clears within days, and trajectories "
+                    f"saved every {dt:g} d miss it (variables=[..., 'msc'] draws it; "
+                    "MSC-induced regulation, 'reg', shows the lasting effect).")
     return [FigureSpec("timecourse", fig, caption)]

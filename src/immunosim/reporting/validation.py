@@ -17,6 +17,7 @@ import numpy as np
 
 from ..experiments.calibrate import Problem, load_problem
 from ..experiments.posterior_check import (
+    INTERMEDIATE_ITEMS,
     CalibratedCohort,
     PosteriorCheck,
     posterior_check,
@@ -90,18 +91,25 @@ def _fitted_table(cc: CalibratedCohort, centre: dict) -> list[str]:
 
 
 def _score_split(check: PosteriorCheck) -> list[str]:
-    """Why the 12-month SLEDAI misses, when it does: how the MSC arm's scores split."""
+    """How the MSC arm's 12-month scores split, and what the intermediate patients have."""
     c = check.curves.get("msc:score_split_365")
     if c is None:
         return []
-    lo, mid, hi = 100 * np.nanmean(c, axis=0)
+    lo, mid, upper, hi = 100 * np.nanmean(c, axis=0)
     line = (f"- At 12 months after MSCs the model's scores split into {lo:.0f}% at 0-2 "
-            f"(remission), {mid:.0f}% at 3-4 and {hi:.0f}% above 4 (renal items back).")
-    if mid < 10 and hi > 30:
-        line += (" The model has almost no intermediate state (serology or proteinuria alone), "
-                 "while a published mean of 3.2 ± 2.8 with 28% complete remission needs most of "
-                 "the other patients there: a structural gap (item thresholds and the all-or-none "
-                 "switch of the bistable loop), not a matter of the cohort's spread.")
+            f"(remission), {mid:.0f}% at 3-4, {upper:.0f}% at 5-6 and {hi:.0f}% above 6.")
+    if mid < 10 and upper + hi > 30:
+        line += (" The model has almost no intermediate state at 3-4 points (serology or "
+                 "proteinuria alone), while a published mean of 3.2 ± 2.8 with 28% complete "
+                 "remission needs most of the other patients there: a structural gap (item "
+                 "thresholds and the all-or-none switch of the bistable loop), not a matter of "
+                 "the cohort's spread.")
+    items = check.curves.get("msc:intermediate_items_365")
+    if items is not None and mid + upper >= 10:
+        share = 100 * np.nanmean(items, axis=0)
+        what = ", ".join(f"{n.replace('_', ' ')} {x:.0f}%"
+                         for n, x in zip(INTERMEDIATE_ITEMS, share))
+        line += f" Items present among the patients at 3-6 points: {what}."
     return [line]
 
 
