@@ -42,6 +42,7 @@ from .config import (
     MSCConfig,
     domain_problem,
 )
+from .names import is_reserved
 from .therapy_config import TherapyRecord
 
 #: A table is data, not a hand-written config, but a file this large is a mistake.
@@ -106,12 +107,6 @@ _FIELD_COLUMN = {"amount": "AMT", "dose": "AMT", "cells": "AMT", "oral_mg": "AMT
                  "pulse_mg": "AMT", "time": "TIME", "start": "TIME", "interval": "II",
                  "count": "ADDL", "pulse_days": "ADDL", "stop": "ADDL", "source": "SOURCE"}
 
-#: Names a covariate cannot take: the result's dimensions, coordinates and variables.
-RESERVED_NAMES = frozenset({
-    "scenario", "patient", "patient_id", "landmark", "parameter", "replicate", "time", "dose",
-    "draw", "subject", "point", "quantile", "status", "nfev", "origin", "dose_time",
-    "patient_parameters", "cohort_redraws", "clones", "reseeding_clones", "surviving_clones",
-    "extinction_time"})
 #: A non-parameter population column this close to a parameter name is taken for a misspelt
 #: parameter (difflib ratio), unless it is listed in ``cohort.covariates``.
 TYPO_CUTOFF = 0.88
@@ -687,7 +682,7 @@ def _classify(f: _Frame, id_col: str, covariates: list[str] | None) -> tuple[lis
                        is None else " or a column listed in cohort.covariates")
                 raise ConfigError(f"{f.header}, column {c}: unknown parameter '{c}'; {hint}"
                                   f"expected a model parameter name (immunosim info){fix}")
-        if c in RESERVED_NAMES or c.startswith("traj_"):
+        if is_reserved(c):
             raise ConfigError(f"{f.header}, column {c}: '{c}' is a name of the result itself; "
                               "expected another covariate name (rename the column)")
         covs.append(c)
