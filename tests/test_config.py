@@ -15,7 +15,7 @@ from tests.conftest import CALIBRATED_COHORT, ROOT, SMALL_CONFIG
 
 #: Experiment configs (the calibration config and the included cohort file are checked in
 #: tests/test_calibrate.py and tests/test_cli.py).
-EXAMPLES = sorted(p for p in (ROOT / "configs").glob("*.toml")
+EXAMPLES = sorted(p for p in (ROOT / "configs").rglob("*.toml")
                   if p.name not in ("calibrate.toml", "cohort_calibrated.toml"))
 
 
