@@ -23,7 +23,7 @@ def test_info_lists_parameters_with_units_and_sources():
 
 
 def test_validate_examples():
-    files = sorted((ROOT / "configs").glob("*.toml"))
+    files = sorted((ROOT / "configs").rglob("*.toml"))
     r = cli("validate", *files)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(": ok") == len(files) >= 4

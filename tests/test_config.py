@@ -4,12 +4,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from immunosim.experiments.config import ConfigError, load_config, parse_config, tomllib
+from immunosim.experiments.config import (
+    ConfigError,
+    load_config,
+    loads_config,
+    parse_config,
+    tomllib,
+)
 from tests.conftest import CALIBRATED_COHORT, ROOT, SMALL_CONFIG
 
 #: Experiment configs (the calibration config and the included cohort file are checked in
 #: tests/test_calibrate.py and tests/test_cli.py).
-EXAMPLES = sorted(p for p in (ROOT / "configs").glob("*.toml")
+EXAMPLES = sorted(p for p in (ROOT / "configs").rglob("*.toml")
                   if p.name not in ("calibrate.toml", "cohort_calibrated.toml"))
 
 
@@ -72,9 +78,6 @@ BROKEN = [
     (with_("scenarios.msc.msc.interval", 250),
      "sweep.axes.n_infusions: puts a dose at day 250 in scenario 'msc', after the horizon (240 d)"),
     (with_("outcomes.landmarks", [91, 400]), "outcomes.landmarks: 400 is after the horizon"),
-    # repeated doses without an interval
-    (with_("scenarios.msc.msc.interval", 0),
-     "sweep.axes.n_infusions: count up to 2 needs msc.interval > 0 in scenario 'msc'"),
     # bad distributions
     (with_("cohort.parameters.activation_rate", {"distribution": "gamma", "median": 1}),
      "cohort.parameters.activation_rate.distribution: 'gamma' is invalid"),
@@ -531,6 +534,191 @@ def test_docs_therapy_example_validates():
     arms = {s.name: [type(iv).__name__ for iv in s.interventions] for s in cfg.build_scenarios()}
     assert arms == {"induction": ["Glucocorticoid", "Mycophenolate"],
                     "induction_msc": ["MSCInfusion", "Glucocorticoid", "Mycophenolate"]}
+
+
+# --- every way of building a Config: one-line errors ---------------------------------------------
+
+
+def test_toml_text_dict_and_replace_are_validated_like_a_file():
+    """``loads_config`` (TOML text), ``Config.model_validate`` (a dict: raw pydantic errors
+    before) and ``Config.replace`` (``model_copy`` skips validation: a cohort of -5 then ended in
+    ``ValueError: negative dimensions``) all raise the one-line ConfigError of a file."""
+    from immunosim.experiments.config import Config, loads_config
+
+    cfg = loads_config(SMALL_CONFIG)
+    assert cfg == load_config_text(SMALL_CONFIG) and cfg.source_text == SMALL_CONFIG
+    with pytest.raises(ConfigError, match=r"^config: not valid TOML"):
+        loads_config("horizon = = 3")
+    with pytest.raises(ConfigError, match=r"^cohort\.size: -5 is invalid: input should be "
+                       r"greater than or equal to 1$"):
+        Config.model_validate({**base(), "cohort": {"size": -5}})
+    assert Config.model_validate(base()).model_dump() == cfg.model_dump()
+
+    smaller = cfg.replace({"cohort.size": 2, "scenarios.msc.msc.amount": 5e5}, seed=9)
+    assert (smaller.cohort.size, smaller.seed) == (2, 9)
+    assert smaller.scenarios["msc"].msc.amount == 5e5 and cfg.cohort.size == 6
+    assert "# Config.replace: {'cohort.size': 2" in smaller.source_text
+    with pytest.raises(ConfigError, match=r"^cohort\.size: -5 is invalid") as e:
+        cfg.replace({"cohort.size": -5})
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions: puts a dose at day 250"):
+        cfg.replace({"scenarios.msc.msc.interval": 250})
+    with pytest.raises(ConfigError, match=r"^scenarios\.msc\.msc\.amout: unknown key 'amout'; "
+                       "did you mean 'amount'"):
+        cfg.replace({"scenarios.msc.msc.amout": 1e6})
+    with pytest.raises(ConfigError, match=r"^horizon\.x: 240\.0 is not a table"):
+        cfg.replace({"horizon.x.y": 1})
+
+
+def load_config_text(text):
+    import tempfile
+    from pathlib import Path
+
+    from immunosim.experiments.config import load_config
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "c.toml"
+        p.write_text(text)
+        return load_config(p)
+
+
+# --- guard rails: unit slips, strict, cohort parameters under an axis ----------------------------
+
+
+def test_msc_amount_outside_the_plausible_window_hints_at_the_unit():
+    from immunosim.experiments.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match=r"^scenarios\.msc\.msc\.amount: 2 cells/kg is below "
+                      r"the plausible floor of 10000 cells/kg \(typical 1e5-1e7\); amount is "
+                      r"cells per kg, not millions of cells; did you mean 2e\+06\?$"):
+        parse_config(with_("scenarios.msc.msc.amount", 2))
+    with pytest.warns(ConfigWarning, match=r"^scenarios\.msc\.msc\.amount: 7e\+08 cells/kg is "
+                      r"above .* not the total: did you mean 1e\+07"):
+        parse_config(with_("scenarios.msc.msc.amount", 7e8))
+    with pytest.warns(ConfigWarning, match=r"^sweep\.axes\.amount: value 100 cells/kg is below"):
+        parse_config(with_("sweep.axes.amount.values", [100, 1e6]))
+
+
+def test_plausible_msc_amounts_and_a_sham_do_not_warn(recwarn):
+    parse_config(with_("sweep.axes.amount.values", [0, 1e5, 1e7]))
+    assert not recwarn.list
+
+
+@pytest.mark.parametrize("path, value, key", [
+    ("scenarios.msc.msc.amount", 100, "scenarios.msc.msc.amount: 100 cells/kg is below"),
+    ("model.parameters", {"reg_half_life": 5000}, "model.parameters.reg_half_life: 5000 is "
+     "outside the plausible range"),
+    ("scenarios.msc.therapy", [{"drug": "mycophenolate", "dose": 3.5}],
+     "scenarios.msc.therapy.0.dose: 3.5 g/d"),
+])
+def test_strict_turns_config_warnings_into_errors(path, value, key, recwarn):
+    from immunosim.experiments.config import ConfigWarning
+
+    data = with_(path, value)
+    with pytest.warns(ConfigWarning):
+        parse_config(data)
+    with pytest.raises(ConfigError) as e:
+        parse_config({**data, "strict": True})
+    assert str(e.value).startswith(key) and str(e.value).endswith(
+        "(an error because strict = true)"), str(e.value)
+
+
+def test_an_axis_on_a_cohort_parameter_needs_override_cohort():
+    """It used to replace every patient's draw silently."""
+    axis = {"target": "parameters.activation_rate", "values": [0.05, 0.1]}
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.act: parameters\.activation_rate is "
+                       r"drawn per patient by cohort\.parameters\.activation_rate; .*"
+                       "override_cohort = true"):
+        parse_config(with_("sweep.axes.act", axis))
+    cfg = parse_config(with_("sweep.axes.act", {**axis, "override_cohort": True}))
+    assert cfg.sweep.axes["act"].override_cohort
+    parse_config(with_("sweep.axes.act", {**axis, "target": "parameters.reg_half_life",
+                                          "values": [100.0]}))  # not drawn: no flag needed
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.n_infusions\.override_cohort: only for "
+                       "parameters"):
+        parse_config(with_("sweep.axes.n_infusions.override_cohort", True))
+
+
+def test_an_axis_on_a_population_table_column_needs_override_cohort(tmp_path):
+    (tmp_path / "patients.csv").write_text("ID,msc_response\nP1,1.2\nP2,0.4\n")
+    text = ('[scenarios.msc]\nmsc = { amount = 1e6 }\n[cohort]\ntable = "patients.csv"\n'
+            '[sweep.axes.resp]\ntarget = "parameters.msc_response"\nvalues = [1.0]\n')
+    with pytest.raises(ConfigError, match=r"^sweep\.axes\.resp: parameters\.msc_response is "
+                       r"given per patient by cohort\.table 'patients\.csv'"):
+        loads_config(text, base_dir=tmp_path)
+    cfg = loads_config(text + "override_cohort = true\n", base_dir=tmp_path)
+    assert cfg.cohort.size == 2
+    assert cfg.replace({"seed": 4}).cohort.table.ids == ["P1", "P2"]  # a resolved table
+
+
+# --- categorical and zipped axes, same-day repeats ---------------------------------------------
+
+
+def test_msc_source_is_a_categorical_axis():
+    from immunosim.experiments.design import apply_point, expand
+    from immunosim.model import sle_msc as m
+
+    cfg = parse_config(with_("sweep.axes.src", {"target": "msc.source", "values": ["uc", "bm"]}))
+    design = expand(cfg)
+    assert design.dims == ("amount", "n_infusions", "src")
+    assert design.coords["src"][1].dtype.kind == "U"
+    msc = next(s for s in cfg.build_scenarios() if s.name == "msc")
+    (iv,), _ = apply_point(design, 0, msc, m.PARAMETERS.defaults())
+    assert iv.source == "uc" and type(iv.source) is str
+
+
+@pytest.mark.parametrize("change, message", [
+    (("sweep.axes.src", {"target": "msc.source", "values": [1, 2]}),
+     "sweep.axes.src: msc.source is categorical: give values = [...] of 'bm', 'uc'"),
+    (("sweep.axes.amount.values", ["1e6"]),
+     "sweep.axes.amount.values: ['1e6'] are strings; msc.amount takes numbers"),
+    (("sweep.axes.src", {"target": "msc.source", "values": ["bm", 1]}),
+     "sweep.axes.src.values: ['bm', 1] mixes strings and numbers"),
+    (("sweep", {"design": "lhs", "samples": 4, "axes": {
+        "src": {"target": "msc.source", "values": ["bm"]}}}),
+     "sweep.axes.src: msc.source is categorical; it is an axis of grid designs only"),
+    (("sweep.zip", {"regimen": ["amount", "n_infusions"], "other": ["n_infusions", "amount"]}),
+     "sweep.zip.other: axis 'n_infusions' is zipped in 'regimen' already"),
+    (("sweep.zip", {"amount": ["amount", "n_infusions"]}),
+     "sweep.zip.amount: 'amount' is an axis; name the zipped dimension something else"),
+    (("sweep.zip", {"regimen": ["amount"]}),
+     "sweep.zip.regimen: ['amount'] zips 1 axis; list at least two axes"),
+    (("sweep", {"design": "sobol", "samples": 4, "zip": {"r": ["a", "b"]}, "axes": {
+        "a": {"target": "msc.amount", "range": [1e5, 1e6]},
+        "b": {"target": "msc.time", "range": [0, 10]}}}),
+     "sweep.zip: only for design = 'grid'"),
+])
+def test_categorical_and_zip_errors(change, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(with_(*change))
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_same_day_double_dose_validates():
+    """``interval = 0`` with a count axis was refused ("count up to 2 needs msc.interval > 0")."""
+    cfg = parse_config(with_("scenarios.msc.msc.interval", 0))
+    from immunosim.experiments.design import apply_point, expand
+    from immunosim.model import sle_msc as m
+
+    design = expand(cfg)
+    msc = next(s for s in cfg.build_scenarios() if s.name == "msc")
+    (iv,), _ = apply_point(design, design.n_points - 1, msc, m.PARAMETERS.defaults())
+    assert (iv.count, iv.interval) == (2, 0.0) and list(iv.dose_times()) == [0.0, 0.0]
+
+
+def test_docs_zip_example_validates():
+    import re
+
+    from immunosim.experiments.design import expand
+
+    text = (ROOT / "docs" / "configs.md").read_text()
+    section = text[text.index("**Same-day repeats"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    cfg = parse_config(tomllib.loads("\n".join(line.removeprefix("  ")
+                                               for line in block.splitlines())))
+    design = expand(cfg)
+    assert design.dims == ("regimen", "source") and design.shape == (2, 2)
+    assert design.coords["amount"][0] == ("regimen",)
 
 
 # --- axis names: they become result dimensions ---------------------------------------------------

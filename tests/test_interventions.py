@@ -24,6 +24,22 @@ def test_msc_record_expands_to_repeated_doses_with_potency():
     assert ev == [(5.0, m.MSC, OP_ADD, 3.0), (35.0, m.MSC, OP_ADD, 3.0), (65.0, m.MSC, OP_ADD, 3.0)]
 
 
+def test_same_day_repeat_is_count_doses_and_the_engine_applies_each():
+    """``interval = 0, count = 2``: two infusions on one day (it used to be refused). The engine
+    applies every event at the same time, so two doses of 5e5 act as one of 1e6."""
+    from immunosim.experiments.simulate import Scenario, simulate
+
+    double = MSCInfusion(5e5, time=3, interval=0, count=2)
+    assert double.events(P) == [(3.0, m.MSC, OP_ADD, 0.5), (3.0, m.MSC, OP_ADD, 0.5)]
+    np.testing.assert_array_equal(double.dose_times(), [3.0, 3.0])
+    ds = simulate([Scenario("double", (double,)), Scenario("one", (MSCInfusion(1e6, time=3),)),
+                   Scenario("half", (MSCInfusion(5e5, time=3),))], horizon=60)
+    msc = ds.msc.sel(time=4.0).values
+    assert msc[0] == pytest.approx(msc[1], rel=1e-9) and msc[0] > 1.5 * msc[2]
+    np.testing.assert_allclose(ds.reg.sel(scenario="double"), ds.reg.sel(scenario="one"),
+                               rtol=1e-9, atol=1e-12)
+
+
 def test_hsct_events():
     ev = HSCT(12.0, depletion=0.9, t_cell_depletion=0.8, llpc_depletion=0.4,
               regulatory_reset=0.7).events(P)
@@ -48,7 +64,8 @@ def test_schedule_sorts_across_interventions():
 
 
 @pytest.mark.parametrize("bad, msg", [
-    (lambda: MSCInfusion(-1), "amount"), (lambda: MSCInfusion(1e6, count=2), "interval"),
+    (lambda: MSCInfusion(-1), "amount"), (lambda: MSCInfusion(1e6, count=2, interval=-1),
+                                          "interval"),
     (lambda: MSCInfusion(1e6, source="fat"), "source"), (lambda: HSCT(0, depletion=1.5),
                                                            "depletion"),
     (lambda: StandardTherapy(1.0), "suppression"), (lambda: MSCInfusion(1e6, count=0), "count"),
@@ -57,3 +74,23 @@ def test_schedule_sorts_across_interventions():
 def test_invalid_interventions(bad, msg):
     with pytest.raises(ValueError, match=msg):
         bad()
+
+
+def test_potency_of_a_source_not_infused_cannot_matter(default_params, diseased_y0):
+    """Sweeps share the runs of a bone-marrow arm along a potency_uc axis: sound only while the
+    equations never read ``potency_*`` (only MSCInfusion.events does)."""
+    from immunosim.model.interventions import unused_parameters
+
+    assert unused_parameters([]) == ["potency_bm", "potency_uc"]
+    assert unused_parameters([MSCInfusion(1e6), HSCT(0.0)]) == ["potency_uc"]
+    assert unused_parameters([MSCInfusion(1e6, source="uc"), MSCInfusion(1e6)]) == []
+    y = diseased_y0 * np.linspace(0.5, 1.5, diseased_y0.size)
+    y[m.MSC] = 2.0  # MSCs present
+    for name in ("potency_bm", "potency_uc"):
+        p = default_params.copy()
+        p[m.PARAMETERS.index[name]] = 0.5
+        q = p.copy()
+        q[m.PARAMETERS.index[name]] = 2.0
+        np.testing.assert_array_equal(m.rhs_py(3.0, y, p), m.rhs_py(3.0, y, q))
+    bm = MSCInfusion(1e6).events(p)
+    assert bm == MSCInfusion(1e6).events(default_params)  # p differs in potency_uc only

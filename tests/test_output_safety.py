@@ -73,19 +73,60 @@ def test_a_users_directory_is_never_deleted(small, tmp_path, capsys, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "small.toml"])
 
 
-def test_a_foreign_file_is_refused_and_a_previous_result_replaced(small, tmp_path, capsys,
-                                                                  reference):
+def test_a_foreign_file_is_refused_even_with_overwrite(small, tmp_path, capsys):
     out = tmp_path / "out.nc"
     out.write_text("not netcdf")
-    assert main(["sweep", str(small), "-o", str(out), "--quiet"]) == 2
-    assert "not an immunosim result" in _one_line(capsys.readouterr().err)
-    assert out.read_text() == "not netcdf"
-    out.unlink()
+    for extra in ([], ["--overwrite"]):
+        assert main(["sweep", str(small), "-o", str(out), "--quiet", *extra]) == 2
+        assert "not an immunosim result" in _one_line(capsys.readouterr().err)
+        assert out.read_text() == "not netcdf"
+
+
+@pytest.mark.parametrize("command", ["sweep", "run"])
+def test_a_previous_result_is_replaced_only_with_overwrite(small, tmp_path, capsys, reference,
+                                                           command):
+    """A previous result used to be replaced silently; now exit 2 and one line naming the path
+    and --overwrite, before any compute, the result untouched; --overwrite replaces it."""
     zout = tmp_path / "out.zarr"
-    for _ in range(2):  # the second run replaces the first run's result
-        assert main(["sweep", str(small), "-o", str(zout), "--quiet"]) == 0
+    quiet = ["--quiet"] if command == "sweep" else []
+    assert main([command, str(small), "-o", str(zout), *quiet]) == 0
+    capsys.readouterr()
+    (zout / "mine").write_text("marks the first result")
+    assert main([command, str(small), "-o", str(zout), *quiet]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(zout) in line and "--overwrite" in line and "exists" in line
+    assert (zout / "mine").exists() and not zout.with_name("out.zarr.partial").exists()
+    assert main([command, str(small), "-o", str(zout), *quiet, "--overwrite"]) == 0
+    assert not (zout / "mine").exists()
     _same(zout, reference)
     assert not zout.with_name("out.zarr.lock").exists()
+    with pytest.raises(sw.SweepError, match="exists .*overwrite=True"):
+        sw.sweep(load_config(small), zout, progress=False)
+
+
+def test_a_result_appearing_during_the_sweep_is_kept(small, tmp_path, monkeypatch, reference):
+    """Something written at OUT while the sweep ran is not replaced without overwrite; the
+    finished work stays for --resume --overwrite."""
+    out = tmp_path / "out.zarr"
+    other = sw.sweep(load_config(small), tmp_path / "other.zarr", progress=False)
+    real = sw.ZarrWriter.finish
+
+    def meanwhile(self):
+        import shutil
+
+        shutil.copytree(other, out)  # another result lands at OUT
+        (out / "mine").touch()
+        return real(self)
+
+    monkeypatch.setattr(sw.ZarrWriter, "finish", meanwhile)
+    with pytest.raises(sw.SweepError, match="exists"):
+        sw.sweep(load_config(small), tmp_path / "out.zarr", progress=False)
+    monkeypatch.setattr(sw.ZarrWriter, "finish", real)
+    assert (out / "mine").exists() and out.with_name("out.zarr.partial").exists()
+    assert not out.with_name("out.zarr.lock").exists()
+    sw.sweep(load_config(small), out, resume=True, overwrite=True, progress=False)
+    assert not (out / "mine").exists()
+    _same(out, reference)
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(small, tmp_path, capsys,

@@ -560,3 +560,22 @@ def test_bistability_marks_the_model_steady_states(small_result):
     p = median.copy()
     p[m.PARAMETERS.index["activation_rate"]] = x[i]
     assert y[i] == pytest.approx(max(s.y[k] for s in steady_states(p) if s.stable), rel=1e-9)
+
+
+def test_axis_labels_read_the_coordinates_and_drop_dimensionless_units():
+    """A categorical axis gets its readable name, and a dimensionless parameter axis no unit
+    "1" (catches 'potency_uc = 1.5 1' in panel titles and the raw target as a label)."""
+    import xarray as xr
+
+    from immunosim.plotting._style import axis_info, fmt_with_unit
+
+    ds = xr.Dataset(coords={
+        "source": ("source", ["bm", "uc"], {"sweep_target": "msc.source",
+                                            "long_name": "MSC cell source"}),
+        "potency_uc": ("potency_uc", [1.0, 1.5], {"sweep_target": "parameters.potency_uc",
+                                                  "units": "1"}),
+        "other": ("other", [1.0], {"sweep_target": "hsct.trm", "units": "1",
+                                   "long_name": "HSCT: probability of treatment-related death"})})
+    assert axis_info(ds, "source") == ("MSC source", "")
+    assert fmt_with_unit(ds, "potency_uc", 1.5) == "potency_uc = 1.5"
+    assert axis_info(ds, "other") == ("HSCT: probability of treatment-related death", "")

@@ -140,7 +140,8 @@ def test_killed_sweep_resumes_to_identical_result(small_config_path, tmp_path, r
     proc.wait()
     n_done = len(list(markers.iterdir()))
     assert not out.exists(), "a killed sweep must not leave a complete-looking result"
-    assert 8 <= n_done < 160, n_done  # killed part-way (160 blocks in all)
+    assert 8 <= n_done < 100, n_done  # killed part-way (100 blocks: 4 points x 20 for msc,
+    # 20 for the untreated arm, which uses no axis and is computed once)
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     full = sweep(load_config(cfg_path), tmp_path / "full.zarr", progress=False)
@@ -187,7 +188,8 @@ def test_axis_on_a_steady_state_parameter_recomputes_starting_states(small_confi
 
     text = small_config_path.read_text().replace(
         '[sweep.axes.n_infusions]\ntarget = "msc.count"\nvalues = [1, 2]',
-        '[sweep.axes.act]\ntarget = "parameters.activation_rate"\nvalues = [0.3, 0.005]')
+        '[sweep.axes.act]\ntarget = "parameters.activation_rate"\nvalues = [0.3, 0.005]\n'
+        'override_cohort = true')  # the cohort draws activation_rate: replaced on purpose
     small_config_path.write_text(text)
     ds = sweep(load_config(small_config_path), progress=False)
     assert (ds.status.sel(act=0.005) == NOT_DISEASED).all()
@@ -305,9 +307,12 @@ def test_runs_never_computed_do_not_read_back_as_success(small_config_path, tmp_
     raw = zarr.open_group(str(work), mode="r", zarr_format=2)["status"]
     assert raw.fill_value == NOT_COMPUTED
     s = raw[:]
-    assert (s[0, 0, 0, b.patients] == 0).all()
     computed = np.zeros(s.shape, bool)
-    computed[0, 0, 0, b.patients] = True
+    assert len(b.points) == 4  # the untreated arm uses no axis: one block fills all 4 points
+    for point in b.points:
+        i, j = np.unravel_index(point, s.shape[1:3])
+        computed[b.scenario, i, j, b.patients] = True
+    assert (s[computed] == 0).all()
     assert (s[~computed] == NOT_COMPUTED).all()
     st = xr.open_zarr(work, consolidated=False).status.values
     assert np.isnan(st[~computed]).all() and (st[computed] == 0).all()
@@ -316,3 +321,168 @@ def test_runs_never_computed_do_not_read_back_as_success(small_config_path, tmp_
         w.write(b, compute_batch(p, [b])[0])
     ds = xr.open_zarr(w.finish())
     assert ds.status.dtype == np.int64 and (ds.status == 0).all()
+
+
+# --- categorical and zipped axes, runs shared along unused axes, progress lines -------------------
+
+AXES_CONFIG = """
+name = "axes"
+seed = 3
+horizon = 200
+[model]
+parameters = { potency_uc = 1.8 }
+[scenarios.untreated]
+[scenarios.msc]
+msc = { amount = 1e6, interval = 0 }
+[sweep.axes.source]
+target = "msc.source"
+values = ["bm", "uc"]
+[sweep.axes.amount]
+target = "msc.amount"
+values = [1e6, 5e5]
+[sweep.axes.n_infusions]
+target = "msc.count"
+values = [1, 2]
+[cohort]
+size = 4
+[cohort.parameters.activation_rate]
+distribution = "lognormal"
+median = 0.06
+cv = 0.5
+[outcomes]
+assessment_every = 7
+landmarks = [91, 183]
+[output]
+chunk_size = 3
+"""
+
+
+def _every_point_computed(monkeypatch):
+    """Plan one block set per design point (the behaviour before runs were shared)."""
+    from immunosim.experiments import sweep as sw
+
+    monkeypatch.setattr(sw, "same_runs", lambda setups: [(i,) for i in range(len(setups))])
+
+
+def test_runs_shared_along_unused_axes_equal_computing_each_point(tmp_path, monkeypatch):
+    """The untreated arm uses no axis: computed once, not 8 times, and written at every point
+    with the values computing each point gives; a one-dose record's interval is no axis of it
+    either (the interval x count grid computes 3 schedules, not 4)."""
+    from immunosim.experiments.sweep import plan
+
+    path = tmp_path / "axes.toml"
+    path.write_text(AXES_CONFIG)
+    cfg = load_config(path)
+    p = plan(cfg)
+    assert p.n_runs == 2 * 8 * 4 and p.n_computed == (8 + 1) * 4
+    shared = sweep(cfg, workers=1, progress=False)
+    u = shared.remission.sel(scenario="untreated")
+    assert (u == u.isel(source=0, amount=0, n_infusions=0)).all()
+
+    text = AXES_CONFIG.replace("[sweep.axes.source]", """[sweep.axes.interval]
+target = "msc.interval"
+values = [30, 60]
+[sweep.axes.source]""").replace('values = ["bm", "uc"]', 'values = ["bm"]')
+    path.write_text(text)
+    cfg2 = load_config(path)
+    p2 = plan(cfg2)
+    assert p2.n_computed == (2 * 3 + 1) * 4  # amount x {count 1, count 2 at 30 d, at 60 d}
+    two = sweep(cfg2, workers=2, chunk_size=2, progress=False)
+
+    _every_point_computed(monkeypatch)
+    assert plan(cfg).n_computed == plan(cfg).n_runs
+    xr.testing.assert_identical(sweep(cfg, workers=1, progress=False), shared)
+    xr.testing.assert_identical(sweep(cfg2, workers=1, progress=False), two)
+
+
+def test_categorical_axis_sweeps_the_cell_source(tmp_path):
+    """``msc.source`` used to be refused as a target ("unknown target"); now a string axis
+    whose coordinate is a string coordinate, in memory and in Zarr, and whose values act."""
+    path = tmp_path / "axes.toml"
+    path.write_text(AXES_CONFIG)
+    ds = sweep(load_config(path), tmp_path / "a.zarr", progress=False)
+    with xr.open_zarr(ds) as z:
+        assert z.source.dtype.kind == "U" and list(z.source.values) == ["bm", "uc"]
+        assert z.source.attrs["sweep_target"] == "msc.source" and "units" not in z.source.attrs
+        msc = z.activity_at.sel(scenario="msc", amount=5e5, n_infusions=1).load()
+    assert (msc.sel(source="uc") <= msc.sel(source="bm")).all()  # potency 1.8 vs 1
+    assert not msc.sel(source="uc").equals(msc.sel(source="bm"))
+
+
+def test_zipped_axes_are_one_dimension_with_a_coordinate_per_axis(tmp_path):
+    """``zip = { regimen = ["amount", "n_infusions"] }``: one dimension; row i of the result equals
+    the grid point (amount i, count i). With interval 0, 1 x 1e6 and 2 x 5e5 on day 0 are the
+    same 1e6 cells/kg: a double dose tied to the swept amount."""
+    path = tmp_path / "axes.toml"
+    path.write_text(AXES_CONFIG)
+    grid = sweep(load_config(path), progress=False)
+    path.write_text(AXES_CONFIG.replace("[sweep.axes.source]",
+                                        '[sweep]\nzip = { regimen = ["amount", "n_infusions"] }\n'
+                                        "[sweep.axes.source]"))
+    ds = sweep(load_config(path), progress=False)
+    assert ds.remission.dims == ("scenario", "source", "regimen", "patient")
+    assert ds.amount.dims == ("regimen",) and ds.n_infusions.dims == ("regimen",)
+    np.testing.assert_array_equal(ds.amount.values, [1e6, 5e5])
+    np.testing.assert_array_equal(ds.n_infusions.values, [1, 2])
+    np.testing.assert_array_equal(ds.regimen.values, [0, 1])
+    for i, (a, c) in enumerate([(1e6, 1), (5e5, 2)]):
+        for v in ("remission", "activity_at", "status", "dose_time"):
+            np.testing.assert_array_equal(ds[v].isel(regimen=i).values,
+                                          grid[v].sel(amount=a, n_infusions=c).values)
+    np.testing.assert_array_equal(ds.dose_time.sel(scenario="msc", source="bm").values,
+                                  [[0, np.nan], [0, 0]])
+    same = ds.activity_at.sel(scenario="msc")
+    np.testing.assert_allclose(same.isel(regimen=0), same.isel(regimen=1), atol=1e-9)
+
+
+def test_progress_lines_without_a_terminal(small_config_path, monkeypatch, capsys):
+    """Off a terminal (pytest's stderr), the default progress is one log line per interval
+    (here every batch), naming the runs computed, with no bar; progress=False is silent."""
+    from immunosim.experiments import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    cfg = load_config(small_config_path)
+    sweep(cfg, progress=False)
+    assert capsys.readouterr().err == ""
+    sweep(cfg)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == ("immunosim: small: 30 runs to compute for 48 results (runs that do not "
+                        "depend on an axis are computed once and repeated along it)")
+    assert len(lines) == 1 + 10  # a line per block (blocks of 5 and 1 patients)
+    assert all(re.fullmatch(r"immunosim: small: \d+/30 runs \(\d+%\), \d+ runs/s"
+                            r"(, \d+ s left)?", x) for x in lines[1:]), lines
+    assert lines[-1].startswith("immunosim: small: 30/30 runs (100%)")
+
+
+def test_a_bone_marrow_arm_is_computed_once_along_a_potency_uc_axis(tmp_path, monkeypatch):
+    """The potency of UC-MSCs cannot change a BM-MSC or untreated run: 3 arms x 4 potencies
+    used to be 12 runs per patient; now 1 + 1 + 4, with the values computing each gives."""
+    from immunosim.experiments.sweep import plan
+
+    path = tmp_path / "potency.toml"
+    path.write_text("""
+seed = 5
+horizon = 120
+[scenarios.untreated]
+[scenarios.bm]
+msc = { amount = 1e6, source = "bm" }
+[scenarios.uc]
+msc = { amount = 1e6, source = "uc" }
+[sweep.axes.potency]
+target = "parameters.potency_uc"
+values = [0.5, 1.0, 1.5, 2.0]
+[cohort]
+size = 3
+[outcomes]
+assessment_every = 7
+landmarks = [60, 120]
+""")
+    cfg = load_config(path)
+    assert (plan(cfg).n_runs, plan(cfg).n_computed) == (36, 18)
+    shared = sweep(cfg, progress=False)
+    bm = shared.activity_at.sel(scenario="bm")
+    assert (bm == bm.isel(potency=0)).all()
+    uc = shared.activity_at.sel(scenario="uc")
+    assert not (uc == uc.isel(potency=0)).all()
+    _every_point_computed(monkeypatch)
+    xr.testing.assert_identical(sweep(cfg, progress=False), shared)

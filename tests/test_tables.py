@@ -255,8 +255,11 @@ def test_table_name_without_a_directory_is_refused():
         parse_config({"scenarios": {"t": {"doses": "d.csv"}}})
     from immunosim.experiments.config import Config
 
-    with pytest.raises(Exception, match="is a table to read"):  # never silently without it
+    # never silently without it; Config.model_validate of a dict is parse_config (one line)
+    with pytest.raises(ConfigError, match="scenarios.t.doses: 'd.csv' needs a base directory"):
         Config.model_validate({"scenarios": {"t": {"doses": "d.csv"}}})
+    with pytest.raises(ConfigError, match="is a table to read"):  # pydantic's own path
+        Config.model_validate({"scenarios": {"t": {"doses": "d.csv"}}}, strict=False)
 
 
 def test_hsct_in_both_the_table_and_the_scenario(tmp_path):

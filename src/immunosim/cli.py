@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a config's scenarios over its cohort, print a summary")
     r.add_argument("config")
     r.add_argument("-o", "--output", help="also write the result (.zarr or .nc)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace a previous immunosim result at -o")
     r.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
     r.add_argument("--select", action="append", metavar="scenario=NAME",
                    help="summary: only these scenarios (repeatable; several: scenario=a,b)")
@@ -68,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("-o", "--output", help="result path (.zarr or .nc); default output.path")
     s.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a previous immunosim result at the output path")
     s.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
     s.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="trajectories per batch (results do not depend on it)")
@@ -341,7 +345,7 @@ def _sweep(args, cfg, out):
         if args.task_size is not None:
             raise ConfigError("--task-size: only with --scheduler or --dask-local")
         return sweep(cfg, out, resume=args.resume, workers=args.workers,
-                     chunk_size=args.chunk_size, progress=progress)
+                     chunk_size=args.chunk_size, progress=progress, overwrite=args.overwrite)
     opt = "--scheduler" if args.scheduler is not None else "--dask-local"
     if args.workers is not None:
         raise ConfigError(f"--workers: engine threads of the local engine; not with {opt} "
@@ -349,7 +353,8 @@ def _sweep(args, cfg, out):
     dist = distributed_module()
     with dist.connect(scheduler=args.scheduler, local_workers=args.dask_local) as client:
         return sweep(cfg, out, resume=args.resume, chunk_size=args.chunk_size,
-                     progress=progress, client=client, task_size=args.task_size)
+                     progress=progress, client=client, task_size=args.task_size,
+                     overwrite=args.overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,7 +386,8 @@ def _interrupted(what: str, args) -> str:
         if out is not None and not os.path.exists(out + ".partial"):
             return f"immunosim: {what}; nothing was kept (interrupted before the first block)"
         return (f"immunosim: {what}; finished blocks are kept, continue with "
-                f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume`")
+                f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume"
+                f"{' --overwrite' if args.overwrite else ''}`")
     return f"immunosim: {what}"
 
 
@@ -404,7 +410,8 @@ def _main(args) -> int:
             cfg = load_config(args.config)
             cfg = cfg.model_copy(update={"sweep": SweepConfig()})
             select = _select(args.select, cfg)
-            res = sweep(cfg, args.output, workers=args.workers, progress=False)
+            res = sweep(cfg, args.output, workers=args.workers, progress=False,
+                        overwrite=args.overwrite)
             import xarray as xr
 
             from .experiments.results import open_result
@@ -482,7 +489,8 @@ def _os_error_line(e: OSError, args) -> str:
     out = getattr(args, "output", None)
     if args.command == "sweep" and (out is None or os.path.exists(out + ".partial")):
         line += (f"; {hint + ', then ' if hint else ''}finished blocks are kept: continue with "
-                 f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume`")
+                 f"`immunosim sweep {args.config} -o {out or '<output.path>'} --resume"
+                 f"{' --overwrite' if args.overwrite else ''}`")
     elif hint:
         line += f"; {hint}"
     return " ".join(line.split())

@@ -17,12 +17,14 @@ import itertools
 import math
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import numpy as np
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     Field,
     PrivateAttr,
     TypeAdapter,
@@ -84,15 +86,40 @@ def domain_problem(name: str, values, what: str = "") -> str | None:
             f"of {name}; plausible {p.low:g} to {p.high:g})")
 
 
-def _warn_implausible(key: str, name: str, values) -> None:
-    """ConfigWarning when a value is inside the hard domain but outside the plausible range."""
+def implausible_message(key: str, name: str, values) -> str | None:
+    """Why a value of model parameter ``name`` inside its hard domain is outside its plausible
+    range (None if none is)."""
     p = m.PARAMETERS[name]
     vals = np.atleast_1d(np.asarray(values, dtype=float))
     out = vals[~p.plausible(vals)]
     if out.size:
-        warnings.warn(f"{key}: {out[0]:g} is outside the plausible range of {name} "
-                      f"({p.low:g} to {p.high:g} {p.unit}); allowed, but check it",
-                      ConfigWarning, stacklevel=3)
+        return (f"{key}: {out[0]:g} is outside the plausible range of {name} "
+                f"({p.low:g} to {p.high:g} {p.unit}); allowed, but check it")
+    return None
+
+
+#: Plausible MSC amounts per infusion, cells/kg: outside them a value is more likely a unit slip
+#: (cells instead of millions, a total instead of per kg) than a dose; clinical doses are
+#: 1e5-1e7 (docs/configs.md).
+MSC_AMOUNT_PLAUSIBLE = (1e4, 1e8)
+
+
+def msc_amount_message(key: str, amount: float, what: str = "") -> str | None:
+    """A unit-slip hint for an MSC ``amount`` outside :data:`MSC_AMOUNT_PLAUSIBLE` (0, a sham
+    infusion, is fine)."""
+    from ..model.regimens import BODY_WEIGHT_KG
+
+    lo, hi = MSC_AMOUNT_PLAUSIBLE
+    head = f"{key}: {what}{amount:g} cells/kg is"
+    if 0 < amount < lo:
+        hint = (f"; did you mean {amount * 1e6:g}?" if 0.1 <= amount <= 10 else "")
+        return (f"{head} below the plausible floor of {lo:g} cells/kg (typical 1e5-1e7); "
+                f"amount is cells per kg, not millions of cells{hint}")
+    if amount > hi:
+        return (f"{head} above the plausible ceiling of {hi:g} cells/kg (typical 1e5-1e7); "
+                f"amount is per kg of body weight, not the total: did you mean "
+                f"{amount / BODY_WEIGHT_KG:.3g} ({amount:g} over {BODY_WEIGHT_KG:g} kg)?")
+    return None
 
 
 #: A cohort distribution may put at most this share of its draws outside the hard domain
@@ -195,19 +222,14 @@ class EngineConfig(_Strict):
 
 
 class MSCConfig(_Strict):
-    """One MSC dosing record: ``count`` doses of ``amount`` cells/kg, ``interval`` days apart."""
+    """One MSC dosing record: ``count`` doses of ``amount`` cells/kg, ``interval`` days apart
+    (``interval = 0`` with ``count > 1``: ``count`` infusions on the same day)."""
 
     amount: NonNeg
     time: NonNeg = 0.0
     interval: NonNeg = 0.0
     count: Count = 1
     source: Literal["bm", "uc"] = "bm"
-
-    @model_validator(mode="after")
-    def _interval(self):
-        if self.count > 1 and self.interval <= 0:
-            raise ValueError(f"interval: {self.interval!r} must be > 0 days when count > 1")
-        return self
 
     def build(self) -> MSCInfusion:
         return MSCInfusion(self.amount, self.time, self.interval, self.count, self.source)
@@ -313,11 +335,38 @@ class ScenarioConfig(_Strict):
 # --- sweep design -------------------------------------------------------------------------------
 
 TARGETS_INTERVENTION = {
-    "msc": set(MSCConfig.model_fields) - {"source"},
+    "msc": set(MSCConfig.model_fields),
     "hsct": set(HSCTConfig.model_fields),
     "standard_therapy": set(StandardTherapyConfig.model_fields),
     **TARGETS,  # therapy records by drug name: every record of that drug
 }
+
+
+def target_field(target: str):
+    """The pydantic field (``FieldInfo``) an intervention target sets, None for
+    ``parameters.<name>``."""
+    head, _, field = target.partition(".")
+    model = {"msc": MSCConfig, "hsct": HSCTConfig, "standard_therapy": StandardTherapyConfig,
+             **DRUGS}.get(head)
+    return None if model is None else model.model_fields.get(field)
+
+
+def categories(target: str) -> tuple[str, ...] | None:
+    """The values a categorical target takes (``msc.source``: ``("bm", "uc")``), None for a
+    numeric one."""
+    info = target_field(target)
+    if info is None or get_origin(info.annotation) is not Literal:
+        return None
+    return tuple(get_args(info.annotation))
+
+
+def _one_kind(v: Any) -> Any:
+    """``values`` are all numbers or all strings (a categorical axis)."""
+    if isinstance(v, list) and any(isinstance(x, str) for x in v) and not all(
+            isinstance(x, str) for x in v):
+        raise ValueError(f"{v!r} mixes strings and numbers; expected numbers, or strings for "
+                         "a categorical target such as msc.source")
+    return v
 
 
 class SpaceConfig(_Strict):
@@ -330,19 +379,22 @@ class AxisConfig(_Strict):
     """``[sweep.axes.NAME]``: what the axis sets and its values.
 
     ``target`` is ``"msc.amount"``, ``"msc.time"``, ``"msc.count"``, ``"msc.interval"``,
-    ``"hsct.time"``, ``"hsct.trm"``, ..., a therapy field by drug name (``"mycophenolate.dose"``,
-    ``"glucocorticoid.oral_mg"``: every record of that drug), or
-    ``"parameters.<model parameter>"``. Give exactly one of ``values``,
-    ``linspace``, ``logspace`` (grid designs) or ``range`` (random designs).
+    ``"msc.source"`` (categorical: ``values = ["bm", "uc"]``), ``"hsct.time"``, ``"hsct.trm"``,
+    ..., a therapy field by drug name (``"mycophenolate.dose"``, ``"glucocorticoid.oral_mg"``:
+    every record of that drug), or ``"parameters.<model parameter>"``. Give exactly one of
+    ``values``, ``linspace``, ``logspace`` (grid designs) or ``range`` (random designs).
+    ``override_cohort = true`` lets a ``parameters.<name>`` axis replace a parameter the cohort
+    draws per patient (refused otherwise).
     """
 
     target: str
-    values: list[Float] | None = None
+    values: Annotated[list[Float] | list[str], BeforeValidator(_one_kind)] | None = None
     linspace: SpaceConfig | None = None
     logspace: SpaceConfig | None = None
     range: tuple[Float, Float] | None = None
     scale: Literal["linear", "log"] = "linear"
     scenarios: list[str] | None = None
+    override_cohort: bool = False
 
     @field_validator("target")
     @classmethod
@@ -372,8 +424,10 @@ class AxisConfig(_Strict):
                              f"(got {', '.join(given) or 'none'})")
         if self.values is not None and len(self.values) == 0:
             raise ValueError("values: empty axis; give at least one value")
-        if self.values is not None and not np.all(np.isfinite(self.values)):
-            raise ValueError(f"values: {self.values!r} must be finite numbers")
+        self._check_kind()
+        if self.override_cohort and not self.target.startswith("parameters."):
+            raise ValueError(f"override_cohort: only for parameters.<name> targets (it lets "
+                             f"an axis replace a parameter the cohort draws), not {self.target}")
         if self.logspace is not None and min(self.logspace.start, self.logspace.stop) <= 0:
             raise ValueError("logspace: start and stop must be > 0 (values, not exponents)")
         if self.range is not None:
@@ -384,9 +438,35 @@ class AxisConfig(_Strict):
                 raise ValueError(f"range: {list(self.range)!r} must be > 0 with scale = 'log'")
         return self
 
+    def _check_kind(self) -> None:
+        """Numbers for a numeric target, its categories for a categorical one."""
+        cats = categories(self.target)
+        text = self.values is not None and any(isinstance(v, str) for v in self.values)
+        if cats is None:
+            if text:
+                raise ValueError(f"values: {self.values!r} are strings; {self.target} takes "
+                                 "numbers")
+            if self.values is not None and not np.all(np.isfinite(self.values)):
+                raise ValueError(f"values: {self.values!r} must be finite numbers")
+            return
+        choices = ", ".join(repr(c) for c in cats)
+        if self.values is None or not text:
+            raise ValueError(f"{self.target} is categorical: give values = [...] of {choices}")
+        bad = [v for v in self.values if v not in cats]
+        if bad:
+            raise ValueError(f"values: {bad[0]!r} is invalid for {self.target}: expected one of "
+                             f"{choices}")
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the axis takes strings (``msc.source``)."""
+        return categories(self.target) is not None
+
     def grid_values(self) -> np.ndarray | None:
+        """The values of a grid axis, shape ``(n,)``: floats, or strings for a categorical
+        axis; None for a random design's ``range``."""
         if self.values is not None:
-            return np.asarray(self.values, dtype=float)
+            return np.asarray(self.values, dtype=str if self.categorical else float)
         if self.linspace is not None:
             s = self.linspace
             return np.linspace(s.start, s.stop, s.num)
@@ -397,15 +477,73 @@ class AxisConfig(_Strict):
 
 
 class SweepConfig(_Strict):
-    """``[sweep]``: a grid (full factorial over the axes) or a random design over axis ranges."""
+    """``[sweep]``: a grid (full factorial over the axes) or a random design over axis ranges.
+
+    ``zip = { regimen = ["amount", "count"] }`` walks the named grid axes together: one result
+    dimension ``regimen`` (row ``i`` takes value ``i`` of each axis, so the axes need equal
+    lengths) instead of one dimension per axis; each axis is a coordinate along it.
+    """
 
     design: Literal["grid", "lhs", "sobol"] = "grid"
     samples: Annotated[Int, Field(ge=1)] | None = None
     axes: dict[str, AxisConfig] = Field(default_factory=dict)
+    zip: dict[str, list[str]] = Field(default_factory=dict)
+
+    def _check_zip(self) -> None:
+        """Group names free; groups of >= 2 known axes of equal length, disjoint."""
+        from .names import is_reserved
+
+        if self.zip and self.design != "grid":
+            raise ValueError(f"zip: only for design = 'grid' (design = '{self.design}' varies "
+                             "every axis along one point dimension already)")
+        seen: dict[str, str] = {}
+        for group, names in self.zip.items():
+            where = f"zip.{group}"
+            if group in self.axes or is_reserved(group):
+                what = ("an axis" if group in self.axes
+                        else "already a dimension or variable of the result")
+                raise ValueError(f"{where}: '{group}' is {what}; name the zipped dimension "
+                                 "something else")
+            if len(names) < 2:
+                raise ValueError(f"{where}: {names!r} zips {len(names)} axis; list at least two "
+                                 "axes of sweep.axes")
+            for a in names:
+                if a not in self.axes:
+                    close = difflib.get_close_matches(a, list(self.axes), n=1)
+                    hint = (f"; did you mean '{close[0]}'?" if close
+                            else f"; expected one of {', '.join(self.axes) or 'no axes'}")
+                    raise ValueError(f"{where}: unknown axis '{a}'{hint}")
+                if a in seen:
+                    raise ValueError(f"{where}: axis '{a}' is zipped in '{seen[a]}' already; "
+                                     "an axis belongs to one zipped dimension")
+                seen[a] = group
+            lengths = {a: self.axes[a].grid_values().size for a in names}
+            if len(set(lengths.values())) > 1:
+                (a, na), (b, nb) = next((x, y) for x, y in itertools.combinations(
+                    lengths.items(), 2) if x[1] != y[1])
+                raise ValueError(f"{where}: axes {a} ({na} values) and {b} ({nb} values) differ "
+                                 "in length; zipped axes take one value per row, so they need "
+                                 "equal lengths")
+
+    def dimensions(self) -> dict[str, list[str]]:
+        """Result dimensions of a grid, in axis order, each with the axes along it: an axis
+        alone, or a zipped group where its first axis stands."""
+        group = {a: g for g, names in self.zip.items() for a in names}
+        dims: dict[str, list[str]] = {}
+        for a in self.axes:
+            g = group.get(a)
+            if g is None:
+                dims[a] = [a]
+            elif g not in dims:
+                dims[g] = list(self.zip[g])
+        return dims
 
     @model_validator(mode="after")
     def _design(self):
         for name, ax in self.axes.items():
+            if self.design != "grid" and ax.categorical:
+                raise ValueError(f"axes.{name}: {ax.target} is categorical; it is an axis of "
+                                 "grid designs only")
             if self.design == "grid" and ax.range is not None:
                 raise ValueError(f"axes.{name}.range: only for design = 'lhs' or 'sobol'; "
                                  "use values, linspace or logspace for a grid")
@@ -415,6 +553,7 @@ class SweepConfig(_Strict):
             raise ValueError(f"samples: design = '{self.design}' needs samples = N")
         if self.design != "grid" and not self.axes:
             raise ValueError("axes: a random design needs at least one axis")
+        self._check_zip()
         return self
 
 
@@ -734,6 +873,9 @@ class Config(_Strict):
     description: str = ""
     seed: Annotated[Int, Field(ge=0)] = 0
     horizon: Pos = 730.0
+    #: Turn every ConfigWarning of the config (a likely unit slip, a parameter outside its
+    #: plausible range) into a ConfigError.
+    strict: bool = False
     model: ModelConfig = Field(default_factory=ModelConfig)
     solver: SolverConfig = Field(default_factory=SolverConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -745,6 +887,43 @@ class Config(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     _source_text: str = PrivateAttr(default="")
     _included: Included | None = PrivateAttr(default=None)
+
+    @classmethod
+    def _validate_raw(cls, data: Any) -> Config:
+        """pydantic's own validation (pydantic errors; :func:`parse_config` formats them)."""
+        return super().model_validate(data)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Config:
+        """Validate a config dictionary as :func:`parse_config` does (one-line
+        :class:`ConfigError`); anything else as pydantic does, errors in one line too."""
+        if isinstance(obj, Mapping) and not args and not kwargs:
+            return parse_config(dict(obj))
+        return _validated(lambda: super(Config, cls).model_validate(obj, *args, **kwargs))
+
+    def replace(self, changes: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Config:
+        """A validated copy with some keys replaced.
+
+        ``cfg.replace({"cohort.size": 10, "scenarios.msc.msc.amount": 5e5}, seed=3)``: keys are
+        dotted paths into the config's tables (an integer picks a list item: ``"scenarios.a.
+        therapy.0.dose"``); a value replaces that key whole (a table replaces the table). The
+        copy is validated like a file (:class:`ConfigError` naming the key, warnings, ``strict``).
+        Unlike ``model_copy(update=...)``, which pydantic does not validate.
+
+        Returns
+        -------
+        Config
+            Its ``source_text`` is this config's, with a comment line listing the changes.
+        """
+        changes = {**(changes or {}), **kwargs}
+        data = self.model_dump(exclude_unset=True)
+        for key, value in changes.items():
+            if isinstance(value, BaseModel):
+                value = value.model_dump(exclude_unset=True)
+            _set_path(data, key, value)
+        cfg = parse_config(data, self._source_text + f"\n# Config.replace: {changes!r}\n")
+        cfg._included = self._included
+        return cfg
 
     @model_validator(mode="after")
     def _cross(self):
@@ -766,6 +945,8 @@ class Config(_Strict):
                 raise ValueError(f"sweep.axes.{aname}: no scenario has '{head}' to sweep")
             vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
             self._check_axis_values(aname, ax, vals)
+            self._check_cohort_override(aname, ax)
+        self._check_one_axis_per_target()
         self._check_schedules()
         fu = self.outcomes.follow_up
         if fu is not None and fu > self.horizon:
@@ -795,6 +976,34 @@ class Config(_Strict):
             return list(ax.scenarios)
         return [n for n, sc in self.scenarios.items() if sc.has(head)]
 
+    def _check_one_axis_per_target(self) -> None:
+        """Two axes setting one field of one scenario would fight (the later would win)."""
+        owner: dict[tuple[str, str], str] = {}
+        for aname, ax in self.sweep.axes.items():
+            for n in self.axis_scenarios(ax):
+                first = owner.setdefault((ax.target, n), aname)
+                if first != aname:
+                    raise ValueError(f"sweep.axes.{aname}: {ax.target} of scenario '{n}' is set "
+                                     f"by sweep.axes.{first} already; zip the two axes, or "
+                                     "give each its own scenarios")
+
+    def _check_cohort_override(self, aname: str, ax: AxisConfig) -> None:
+        """An axis on a parameter the cohort draws per patient replaces every patient's draw
+        with one value: refused unless the axis says ``override_cohort = true``."""
+        head, _, field = ax.target.partition(".")
+        if head != "parameters" or ax.override_cohort:
+            return
+        table = self.cohort.table
+        if field in self.cohort.parameters:
+            source = f"drawn per patient by cohort.parameters.{field}"
+        elif table is not None and field in table.parameters:
+            source = f"given per patient by cohort.table '{table.file}'"
+        else:
+            return
+        raise ValueError(f"sweep.axes.{aname}: {ax.target} is {source}; the axis would give "
+                         "every patient the same value. Set override_cohort = true on the axis "
+                         "to do that on purpose, or remove the axis")
+
     def _check_horizon(self) -> None:
         """Every dose of every scenario (HSCT: each conditioning day) within the horizon."""
         h = self.horizon
@@ -813,48 +1022,63 @@ class Config(_Strict):
                     raise ValueError(f"scenarios.{name}.therapy.{i}: {r.drug} dose at day "
                                      f"{late[0]:g} is after the horizon ({h:g} d)")
 
+    def _suspicious(self, message: str | None) -> None:
+        """A :class:`ConfigWarning`, or with ``strict = true`` an error (``message`` starts with
+        the key path)."""
+        if message is None:
+            return
+        if self.strict:
+            raise ValueError(f"{message} (an error because strict = true)")
+        warnings.warn(message, ConfigWarning, stacklevel=4)
+
     def _warn_suspicious(self) -> None:
-        """Warn (not refuse) about values that are allowed but likely a unit slip."""
+        """Warn about values that are allowed but likely a unit slip (refuse them with
+        ``strict = true``)."""
         self._warn_implausible_parameters()
         for aname, ax in self.sweep.axes.items():
-            _warn_shadowing_axis_name(aname, ax.target)
+            self._suspicious(_shadowing_axis_name(aname, ax.target))
+        for group in self.sweep.zip:
+            self._suspicious(_shadowing_axis_name(group, None))
         for name, sc in self.scenarios.items():
             own = sc.doses  # records of a dosing table were warned about with their row
             for i, r in enumerate(sc.msc_list()[:None if own is None else own.msc_from]):
-                if 0 < r.amount < 1e3:
-                    key = f"scenarios.{name}.msc" + (f".{i}" if isinstance(sc.msc, list) else "")
-                    warnings.warn(f"{key}.amount: {r.amount:g} cells/kg is tiny; amount is "
-                                  "cells per kg (1e6, not 1)", ConfigWarning, stacklevel=2)
+                key = f"scenarios.{name}.msc" + (f".{i}" if isinstance(sc.msc, list) else "")
+                self._suspicious(msc_amount_message(f"{key}.amount", r.amount))
             for i, r in enumerate(sc.therapy[:None if own is None else own.therapy_from]):
                 for field, msg in r.suspicious():
-                    warnings.warn(f"scenarios.{name}.therapy.{i}.{field}: {msg}", ConfigWarning,
-                                  stacklevel=2)
+                    self._suspicious(f"scenarios.{name}.therapy.{i}.{field}: {msg}")
+        for aname, ax in self.sweep.axes.items():
+            if ax.target == "msc.amount":
+                vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
+                for v in vals:
+                    self._suspicious(msc_amount_message(f"sweep.axes.{aname}", float(v), "value "))
 
     def _warn_implausible_parameters(self) -> None:
         """A ConfigWarning per model parameter set outside its plausible range (``low`` to
         ``high`` of the parameter table): model and scenario overrides, axis values, the
         centre of cohort distributions."""
         for name, v in self.model.parameters.items():
-            _warn_implausible(f"model.parameters.{name}", name, v)
+            self._suspicious(implausible_message(f"model.parameters.{name}", name, v))
         for sname, sc in self.scenarios.items():
             for name, v in sc.parameters.items():
-                _warn_implausible(f"scenarios.{sname}.parameters.{name}", name, v)
+                self._suspicious(implausible_message(f"scenarios.{sname}.parameters.{name}",
+                                                     name, v))
         for aname, ax in self.sweep.axes.items():
             head, _, field = ax.target.partition(".")
             if head == "parameters":
                 vals = ax.grid_values() if ax.range is None else np.asarray(ax.range)
-                _warn_implausible(f"sweep.axes.{aname}", field, vals)
+                self._suspicious(implausible_message(f"sweep.axes.{aname}", field, vals))
         for name, d in self.cohort.parameters.items():
             centre = {"lognormal": d.median, "normal": d.mean,
                       "truncnormal": d.mean}.get(d.distribution)
             vals = [centre] if centre is not None else [d.low, d.high]
-            _warn_implausible(f"cohort.parameters.{name}", name, vals)
+            self._suspicious(implausible_message(f"cohort.parameters.{name}", name, vals))
             share = distribution_problem(name, d)[1]
             if share > 1e-6 and not d.truncate:
-                warnings.warn(f"cohort.parameters.{name}: {100 * share:.2g}% of the draws fall "
-                              f"outside the hard domain ({m.PARAMETERS[name].domain_text}) and "
-                              "are redrawn (truncate = true if intended)", ConfigWarning,
-                              stacklevel=2)
+                self._suspicious(f"cohort.parameters.{name}: {100 * share:.2g}% of the draws "
+                                 f"fall outside the hard domain "
+                                 f"({m.PARAMETERS[name].domain_text}) and are redrawn "
+                                 "(truncate = true if intended)")
 
     def _check_axis_values(self, aname: str, ax: AxisConfig, vals: np.ndarray) -> None:
         """Each value alone must satisfy the field's own constraints."""
@@ -868,15 +1092,15 @@ class Config(_Strict):
         if head in DRUGS:
             self._check_therapy_values(where, ax, vals)
             return
-        model = {"msc": MSCConfig, "hsct": HSCTConfig,
-                 "standard_therapy": StandardTherapyConfig}[head]
-        info = model.model_fields[field]
+        if ax.categorical:
+            return  # checked against the categories by AxisConfig
+        info = target_field(ax.target)
+        check = TypeAdapter(Annotated[(info.annotation, *info.metadata)])
         for v in vals:
             if field == "count" and float(v) != int(v):
                 raise ValueError(f"{where}: value {v:g} for {ax.target} is not an integer")
             try:
-                TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(
-                    int(v) if field == "count" else float(v))
+                check.validate_python(int(v) if field == "count" else float(v))
             except ValidationError as e:
                 raise ValueError(f"{where}: value {v:g} for {ax.target}: "
                                  f"{_short(e.errors()[0]['msg'])}") from None
@@ -918,7 +1142,8 @@ class Config(_Strict):
                                      f"scenario '{name}', after the horizon ({self.horizon:g} d)")
 
     def _check_schedules(self) -> None:
-        """Worst case over the axes: repeated doses need an interval; no dose after the horizon."""
+        """Worst case over the axes: no dose after the horizon (an MSC record with
+        ``interval = 0`` and ``count > 1`` gives its doses on one day)."""
         for name, sc in self.scenarios.items():
             axes = {ax.target: (a, ax) for a, ax in self.sweep.axes.items()
                     if name in self.axis_scenarios(ax)}
@@ -932,12 +1157,6 @@ class Config(_Strict):
 
             for rec in sc.msc_list():
                 count = span("msc.count", rec.count, np.max)
-                interval_min = span("msc.interval", rec.interval, np.min)
-                if count > 1 and interval_min <= 0:
-                    who = (f"sweep.axes.{axes['msc.count'][0]}" if "msc.count" in axes
-                           else f"scenarios.{name}.msc")
-                    raise ValueError(f"{who}: count up to {count:g} needs msc.interval > 0 in "
-                                     f"scenario '{name}' (got {interval_min:g})")
                 last = (span("msc.time", rec.time, np.max)
                         + span("msc.interval", rec.interval, np.max) * (count - 1))
                 if last > self.horizon:
@@ -967,6 +1186,32 @@ class Config(_Strict):
         return self._included
 
 
+def _set_path(data: dict, key: str, value: Any) -> None:
+    """``data[a][b][c] = value`` for ``key = "a.b.c"`` (tables created on the way; an integer
+    part indexes a list); a path that cannot be followed is a one-line ConfigError."""
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not (part.isdigit() and int(part) < len(node)):
+                raise ConfigError(f"{where}: no item {part} in a list of {len(node)}")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{where}: {node!r} is not a table; cannot set {key}")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not (last.isdigit() and int(last) < len(node)):
+            raise ConfigError(f"{key}: no item {last} in a list of {len(node)}")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"{key}: {'.'.join(parts[:-1])} is not a table")
+
+
 def _refuse_reserved_axis_name(name: str) -> None:
     """An axis becomes a result dimension: it cannot take the name of another dimension or
     variable of the result (``patient``, ``remission``, ``traj_*``, ...)."""
@@ -982,19 +1227,23 @@ _AXIS_NAME_SUGGESTIONS = {"msc.count": "n_infusions", "rituximab.count": "n_ritu
                           "cyclophosphamide.count": "n_pulses"}
 
 
-def _warn_shadowing_axis_name(name: str, target: str) -> None:
-    """A :class:`ConfigWarning` for an axis name that is an attribute of xarray Datasets or
-    DataArrays (``count``, ``mean``, ``values``): ``ds.<name>`` would be that, not the axis."""
+def _shadowing_axis_name(name: str, target: str | None) -> str | None:
+    """The warning for an axis (or zipped group, ``target`` None) name that is an attribute of
+    xarray Datasets or DataArrays (``count``, ``mean``, ``values``): ``ds.<name>`` would be
+    that, not the axis."""
     from .names import XARRAY_ATTRIBUTES as taken
 
     if name not in taken:
-        return
+        return None
+    if target is None:
+        return (f"sweep.zip.{name}: the name '{name}' is an attribute of xarray Datasets "
+                f"(ds.{name} is that, not this dimension); rename it, e.g. '{name}_rows'")
     head, _, field = target.partition(".")
     good = _AXIS_NAME_SUGGESTIONS.get(target) or next(
         n for n in (field, f"{head}_{field}", f"axis_{name}") if n != name and n not in taken)
-    warnings.warn(f"sweep.axes.{name}: the name '{name}' is an attribute of xarray Datasets "
-                  f"(ds.{name} is that, not this axis; ds.sel({name}=...) still works); rename "
-                  f"the axis, e.g. '{good}'", ConfigWarning, stacklevel=3)
+    return (f"sweep.axes.{name}: the name '{name}' is an attribute of xarray Datasets "
+            f"(ds.{name} is that, not this axis; ds.sel({name}=...) still works); rename "
+            f"the axis, e.g. '{good}'")
 
 
 def _cast(field: str, v: float) -> float | int:
@@ -1149,8 +1398,18 @@ def parse_config(data: dict, source_text: str = "", *,
 
         data = resolve_tables(data, local_cohort, base_dir,
                               None if included is None else included.path.parent)
+    cfg = _validated(lambda: Config._validate_raw(data), included)
+    cfg._source_text = source_text
+    cfg._included = included
+    return cfg
+
+
+def _validated(build, included: Included | None = None) -> Any:
+    """``build()`` with every validation problem as one :class:`ConfigError` line."""
     try:
-        cfg = Config.model_validate(data)
+        return build()
+    except ConfigError:
+        raise
     except ValidationError as e:
         errors = e.errors()
         msg = _one_line(_format_error(_pick(errors), errors))
@@ -1161,9 +1420,6 @@ def parse_config(data: dict, source_text: str = "", *,
         raise ConfigError("config nested too deeply") from None
     except (TypeError, ValueError, ArithmeticError, MemoryError) as e:  # odd input
         raise ConfigError(_one_line(f"invalid config: {e}")) from None
-    cfg._source_text = source_text
-    cfg._included = included
-    return cfg
 
 
 def _names_tables(data: dict) -> bool:
@@ -1231,22 +1487,48 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset "
                           f"{e.start}); expected a UTF-8 TOML file") from None
+    return _loads(text, str(path), path.parent)
+
+
+def loads_config(text: str, *, base_dir: str | Path | None = None) -> Config:
+    """Validate a config given as TOML text, as :func:`load_config` does a file.
+
+    Parameters
+    ----------
+    text : str
+        The TOML document.
+    base_dir : path, optional
+        Where a ``[cohort] include = "FILE"`` is looked up (refused without it).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key path, the bad value and what is expected.
+    """
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"config: {len(text)} characters; a config is expected to be under "
+                          f"{MAX_BYTES} bytes")
+    return _loads(text, "config", base_dir)
+
+
+def _loads(text: str, where: str, base_dir: str | Path | None) -> Config:
+    """Parse TOML ``text`` (from ``where``: a path, or "config") and validate it."""
     text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(_one_line(f"{path}: not valid TOML ({e})")) from None
+        raise ConfigError(_one_line(f"{where}: not valid TOML ({e})")) from None
     except RecursionError:
-        raise ConfigError(f"{path}: arrays or tables nested too deeply; expected at most "
+        raise ConfigError(f"{where}: arrays or tables nested too deeply; expected at most "
                           f"{MAX_DEPTH} levels") from None
     if not data:
-        raise ConfigError(f"{path}: empty config; expected at least one [scenarios.NAME] table")
+        raise ConfigError(f"{where}: empty config; expected at least one [scenarios.NAME] table")
     if _depth(data) > MAX_DEPTH:
-        raise ConfigError(f"{path}: {depth_path(data)}: arrays or tables nested too deeply; "
+        raise ConfigError(f"{where}: {depth_path(data)}: arrays or tables nested too deeply; "
                           f"expected at most {MAX_DEPTH} levels")
     try:
-        return parse_config(data, text, base_dir=path.parent)
+        return parse_config(data, text, base_dir=base_dir)
     except ConfigError as e:
         if str(e).startswith(("empty config", "config nested")):
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{where}: {e}") from None
         raise

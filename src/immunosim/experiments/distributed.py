@@ -24,7 +24,6 @@ import hashlib
 import math
 import os
 import pickle
-import sys
 import threading
 import time
 import uuid
@@ -39,6 +38,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from ..engines.ode.solver import LANES
 from ..model import sle_msc as m
 from .config import Config
+from .progress import Progress
 from .sweep import (
     Block,
     Plan,
@@ -49,6 +49,7 @@ from .sweep import (
     config_digest,
     output_format,
     plan,
+    shared_note,
 )
 
 #: Tasks per worker aimed at by the default task size: enough to balance the load at the end.
@@ -225,38 +226,15 @@ def _groups(p: Plan, blocks: list[Block], runs: int) -> Iterator[tuple[int, ...]
         yield tuple(b.index for b in g)
 
 
-class _Progress:
-    """A tqdm bar on a terminal, else a one-line log on stderr every :data:`LOG_EVERY` s."""
-
-    def __init__(self, total: int, initial: int, progress: bool | None, desc: str):
-        from tqdm.auto import tqdm
-
-        tty = sys.stderr.isatty()
-        self.bar = tqdm(total=total, initial=initial, unit="run", desc=desc,
-                        disable=not (progress or (progress is None and tty)))
-        self.log = progress is not False and not tty
-        self.total, self.n, self.desc = total, initial, desc
-        self.t0 = self.last = time.monotonic()
-        self.start = initial
-
-    def update(self, k: int) -> None:
-        self.bar.update(k)
-        self.n += k
-        now = time.monotonic()
-        if self.log and (now - self.last >= LOG_EVERY or self.n >= self.total):
-            self.last = now
-            rate = (self.n - self.start) / max(now - self.t0, 1e-9)
-            print(f"immunosim: {self.desc}: {self.n}/{self.total} runs "
-                  f"({100 * self.n / max(self.total, 1):.0f}%), {rate:.0f} runs/s",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        self.bar.close()
+def _Progress(total: int, initial: int, progress: bool | None, desc: str,
+              note: str = "") -> Progress:
+    """The local sweep's progress (a bar, or log lines), a line every :data:`LOG_EVERY` s."""
+    return Progress(total, initial, progress, desc, every=LOG_EVERY, note=note)
 
 
 def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = False,
                     chunk_size: int | None = None, task_size: int | None = None,
-                    progress: bool | None = None) -> DistributedRun:
+                    progress: bool | None = None, overwrite: bool = False) -> DistributedRun:
     """Run the sweep of ``cfg`` on ``client``'s cluster into ``out`` (see :func:`.sweep.sweep`).
 
     ``out`` must be on storage that every worker sees at the same (absolute) path.
@@ -265,7 +243,7 @@ def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = Fa
     if not out.parent.exists():
         raise SweepError(f"output: directory '{out.parent}' does not exist")
     p = plan(cfg, chunk_size=chunk_size)
-    writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume)
+    writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume, overwrite)
     done = writer.done()
     todo = [b for b in p.blocks if b.index not in done]
     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -279,7 +257,7 @@ def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = Fa
     warm = time.perf_counter() - t
     size = {b.index: b.patients.stop - b.patients.start for b in p.blocks}
     ndone = sum(size[i] for i in done)
-    bar = _Progress(p.n_runs, ndone, progress, cfg.name)
+    bar = _Progress(sum(size.values()), ndone, progress, cfg.name, note=shared_note(p))
     report = DistributedRun(out, len(p.blocks), len(tasks), runs, len(done), warm, shipped,
                             0.0, 0)
     futures = []

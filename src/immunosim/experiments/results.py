@@ -40,6 +40,7 @@ TARGET_ATTRS: dict[str, tuple[str, str]] = {
     "msc.time": (_D, "Day of the first MSC infusion"),
     "msc.interval": (_D, "Days between MSC infusions"),
     "msc.count": ("1", "Number of MSC infusions"),
+    "msc.source": ("", "MSC cell source (bm: bone marrow, uc: umbilical cord)"),
     "hsct.time": (_D, "Day HSCT conditioning starts"),
     "hsct.depletion": ("1", "HSCT: fraction of the B lineage depleted"),
     "hsct.t_cell_depletion": ("1", "HSCT: fraction of CD4 T cells and Tfh depleted"),

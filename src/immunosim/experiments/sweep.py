@@ -1,9 +1,15 @@
 """Config-driven sweeps: scenarios x design points x patients, chunked through the ODE engine.
 
 Work is cut into **blocks**: one scenario, one design point, a contiguous range of patients. A
-block is the unit of output (one Zarr region, one chunk) and of resume (a marker file written
-after its data). Blocks are grouped into engine batches of about ``output.chunk_size``
-trajectories, so memory stays bounded by one batch however large the sweep.
+block is the unit of output (one Zarr region, one chunk, per design point it fills) and of
+resume (a marker file written after its data). Blocks are grouped into engine batches of about
+``output.chunk_size`` trajectories, so memory stays bounded by one batch however large the sweep.
+
+Runs are computed once: the design points at which a scenario's runs are the same (it does not
+use the axes that tell them apart: an untreated arm under an MSC-amount axis, a bone-marrow arm
+under a ``parameters.potency_uc`` axis, an MSC interval when the count is 1) share one block per
+patient range, whose values are written at each of them (broadcast along those axes; identical
+to computing each).
 
 Results are reduced as they are produced: outcomes always; trajectories only when
 ``output.trajectories`` is true, and then every ``output.trajectory_every`` days. A sweep writes
@@ -19,7 +25,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,7 @@ from ..errors import ImmunosimError
 from ..model import activity as act
 from ..model import model_digest
 from ..model import sle_msc as m
+from ..model.interventions import unused_parameters
 from .assess import assess, death_draws, death_times, follow_up, mask_failed, origins
 from .clinical import OUTCOMES
 from .cohort import Cohort, posterior_rows, sample_cohort
@@ -57,10 +64,24 @@ class SweepError(ImmunosimError, RuntimeError):
 
 @dataclass(frozen=True)
 class Block:
+    """A scenario and a contiguous range of patients at design point ``point`` (computed), whose
+    values also fill every point of ``points`` (``point`` first: the points with the same runs).
+    """
+
     index: int
     scenario: int
     point: int
     patients: slice
+    points: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.points:
+            object.__setattr__(self, "points", (self.point,))
+
+    @property
+    def size(self) -> int:
+        """Patients in the block."""
+        return self.patients.stop - self.patients.start
 
 
 @dataclass(frozen=True)
@@ -101,7 +122,14 @@ class Plan:
 
     @property
     def n_runs(self) -> int:
+        """Runs in the result (every scenario at every design point, patient and replicate)."""
         return int(np.prod(self.shape))
+
+    @property
+    def n_computed(self) -> int:
+        """Runs the engine computes: :attr:`n_runs` less those shared along axes a scenario
+        does not use."""
+        return sum(b.size for b in self.blocks) * self.replicates
 
 
 def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
@@ -117,9 +145,11 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
         raise ConfigError(f"output.trajectory_every: {cfg.output.trajectory_every!r} must be a "
                           f"multiple of outcomes.assessment_every ({dt!r})")
     traj_index = np.arange(0, t_assess.size, max(1, round(ratio)))
+    # Each scenario at each point: interventions and axis parameters (not patient-specific).
+    setups = [[apply_point(design, pt, sc, base) for pt in range(design.n_points)]
+              for sc in scenarios]
     # Dosing days of each scenario and point (schedules do not depend on the patient).
-    doses = dose_table([apply_point(design, pt, sc, cohort.params[0])[0] for sc in scenarios
-                        for pt in range(design.n_points)])
+    doses = dose_table([ivs for per_point in setups for ivs, _ in per_point])
     doses = doses.reshape(len(scenarios), design.n_points, doses.shape[1])
     origin = origins(doses, cfg.outcomes.time_origin)
     fu = follow_up(cfg, float(origin.max()))
@@ -127,13 +157,44 @@ def plan(cfg: Config, *, chunk_size: int | None = None) -> Plan:
     bs = min(size, cohort.size)
     blocks = []
     for s in range(len(scenarios)):
-        for pt in range(design.n_points):
+        for points in same_runs(setups[s]):
             for a in range(0, cohort.size, bs):
-                blocks.append(Block(len(blocks), s, pt, slice(a, min(a + bs, cohort.size))))
+                blocks.append(Block(len(blocks), s, points[0], slice(a, min(a + bs, cohort.size)),
+                                    points))
     # Treatment-related death: one draw per subject, the same under every posterior draw.
     death_u = death_draws(cfg.seed, cohort.n_subjects)[cohort.subject]
     return Plan(cfg, design, cohort, scenarios, t_assess, traj_index, bs, blocks, doses, origin,
                 fu, death_u)
+
+
+def same_runs(setups: list[tuple[tuple, np.ndarray]]) -> list[tuple[int, ...]]:
+    """Group design points whose runs are identical for one scenario.
+
+    Parameters
+    ----------
+    setups : list of (interventions, parameter vector), one per design point
+        As :func:`~.design.apply_point` gives them for one scenario and one parameter vector.
+
+    Returns
+    -------
+    list of tuple of int
+        The points of each group, in order of their first point; together every point once.
+    """
+    groups: dict[tuple[str, bytes], list[int]] = {}
+    for pt, (ivs, params) in enumerate(setups):
+        q = np.array(params, dtype=float)
+        q[[m.PARAMETERS.index[n] for n in unused_parameters(ivs)]] = 0.0  # cannot matter
+        key = (repr(tuple(_canonical(iv) for iv in ivs)), q.tobytes())
+        groups.setdefault(key, []).append(pt)
+    return [tuple(g) for g in groups.values()]
+
+
+def _canonical(iv):
+    """A dosing record with the fields that cannot change its doses normalised: the interval of
+    a record of one dose (``count = 1``) is 0."""
+    if getattr(iv, "count", None) == 1 and getattr(iv, "interval", 0.0) != 0.0:
+        return replace(iv, interval=0.0)
+    return iv
 
 
 def _batches(p: Plan, blocks: list[Block], chunk: int) -> Iterator[list[Block]]:
@@ -310,8 +371,7 @@ def _coords(p: Plan) -> dict:
         c["replicate"] = ("replicate", np.arange(p.replicates),
                           {"long_name": "Stochastic replicate (agent-based engine)"})
     for name, (dims, vals) in p.design.coords.items():
-        target = p.design.targets[p.design.axis_names.index(name)]
-        c[name] = (dims, vals, {"long_name": f"Sweep axis: {target}"})
+        c[name] = (dims, vals, dict(p.design.coord_attrs[name]))
     if cfg.output.trajectories:
         c["time"] = ("time", p.t_assess[p.traj_index], {"units": "d", "long_name": "Time"})
     for name, (vals, attrs) in p.cohort.patient_coords().items():  # a population table's
@@ -393,12 +453,14 @@ def _result_dataset(p: Plan, data: dict) -> xr.Dataset:
                              axis_scenarios=dict(zip(d.axis_names, d.axis_scenarios)))
 
 
-def _block_region(p: Plan, b: Block) -> dict[str, slice]:
-    region = {"scenario": slice(b.scenario, b.scenario + 1), "patient": b.patients,
-              "replicate": slice(None)}
-    for d, i in zip(p.design.dims, np.unravel_index(b.point, p.design.shape)):
-        region[d] = slice(int(i), int(i) + 1)
-    return region
+def _block_regions(p: Plan, b: Block) -> Iterator[tuple[slice, ...]]:
+    """The index of the block's region, over ``p.dims``, at each design point it fills."""
+    for point in b.points:
+        region = {"scenario": slice(b.scenario, b.scenario + 1), "patient": b.patients,
+                  "replicate": slice(None)}
+        for d, i in zip(p.design.dims, np.unravel_index(point, p.design.shape)):
+            region[d] = slice(int(i), int(i) + 1)
+        yield tuple(region[d] for d in p.dims)
 
 
 def _region_shape(idx: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -430,10 +492,9 @@ class MemoryWriter:
         return set()
 
     def write(self, b: Block, data: dict) -> None:
-        region = _block_region(self.p, b)
-        idx = tuple(region[d] for d in self.p.dims)
-        for name, arr in self.arrays.items():
-            arr[idx] = np.asarray(data[name]).reshape(_region_shape(idx, arr.shape))
+        for idx in _block_regions(self.p, b):
+            for name, arr in self.arrays.items():
+                arr[idx] = np.asarray(data[name]).reshape(_region_shape(idx, arr.shape))
 
     def finish(self) -> xr.Dataset:
         return _result_dataset(self.p, {n: (v[0], self.arrays[n], v[2])
@@ -443,12 +504,16 @@ class MemoryWriter:
 class ZarrWriter:
     """Writes blocks as regions of a Zarr store at ``OUT.partial``; renames to ``OUT`` at the end.
 
-    With ``fmt="netcdf"`` the finished store is converted to one NetCDF file.
+    With ``fmt="netcdf"`` the finished store is converted to one NetCDF file. A previous result
+    at ``OUT`` is replaced only with ``overwrite``.
     """
 
-    def __init__(self, p: Plan, out: Path, fmt: str, resume: bool):
+    overwrite = False
+
+    def __init__(self, p: Plan, out: Path, fmt: str, resume: bool, overwrite: bool = False):
         self._paths(p, out, fmt)
-        refuse_foreign(self.out)
+        self.overwrite = overwrite
+        refuse_existing(self.out, overwrite)
         refuse_foreign(self.work, "an unfinished sweep's store")
         self.lock = OutputLock(self.out)  # one writer per output; released by finish()
         try:
@@ -561,17 +626,17 @@ class ZarrWriter:
         (self.markers / f"{b.index}.done").touch()  # after the data: a marker means complete
 
     def write_data(self, b: Block, data: dict) -> None:
-        """Write the block's region of every variable (whole chunks: a block is one chunk)."""
+        """Write the block's regions of every variable (whole chunks: a block is one chunk at
+        each design point it fills)."""
         import zarr
 
         if self._arrays is None:  # open once: each lookup of an array reads its metadata
             group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
             self._arrays = {name: group[name] for name in self.vars}
-        region = _block_region(self.p, b)
-        idx = tuple(region[d] for d in self.p.dims)
         for name, arr in self._arrays.items():
-            arr[idx] = np.asarray(data[name]).astype(arr.dtype, copy=False).reshape(
-                _region_shape(idx, arr.shape))
+            values = np.asarray(data[name]).astype(arr.dtype, copy=False)
+            for idx in _block_regions(self.p, b):
+                arr[idx] = values.reshape(_region_shape(idx, arr.shape))
 
     def finish(self) -> Path:
         import zarr
@@ -579,6 +644,11 @@ class ZarrWriter:
         missing = set(range(len(self.p.blocks))) - self.done()
         if missing:
             raise SweepError(f"internal: {len(missing)} blocks missing at the end of the sweep")
+        try:  # something appeared at OUT while we computed: keep the work for --resume
+            refuse_existing(self.out, self.overwrite)
+        except SweepError:
+            self.lock.release()
+            raise
         # The markers go last (after the rename): a kill while finishing resumes with every block
         # done and only finishes again.
         # Every run is computed: drop the fill value, which xarray would read as a mask (and
@@ -600,7 +670,7 @@ class ZarrWriter:
         else:
             tmp = self.work
         if self.out.exists():
-            refuse_foreign(self.out)  # appeared while we computed: never delete a user's data
+            refuse_foreign(self.out)  # never delete a user's data
             shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
         os.replace(tmp, self.out)
         shutil.rmtree(self.markers, ignore_errors=True)
@@ -649,6 +719,20 @@ def refuse_foreign(path: Path, what: str = "an immunosim result") -> None:
         raise SweepError(f"output: {path} is a {kind} that is not {what} (no immunosim "
                          "attributes); immunosim replaces only its own results: choose another "
                          "path or move it away")
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    """Raise a one-line :class:`SweepError` if ``path`` holds something the sweep would replace:
+    anything that is not an immunosim result (always), or a previous result unless
+    ``overwrite``. An empty directory holds nothing to lose."""
+    path = Path(path)
+    refuse_foreign(path)
+    if overwrite or not (path.exists() or path.is_symlink()):
+        return
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    raise SweepError(f"output: {path} exists (a previous immunosim result); pass --overwrite "
+                     "(overwrite=True) to replace it, or choose another path")
 
 
 class OutputLock:
@@ -720,7 +804,7 @@ def output_format(path: Path, fmt: str | None) -> str:
 def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume: bool = False,
           workers: int | None = None, chunk_size: int | None = None,
           progress: bool | None = None, client=None,
-          task_size: int | None = None) -> xr.Dataset | Path:
+          task_size: int | None = None, overwrite: bool = False) -> xr.Dataset | Path:
     """Run a config's sweep.
 
     Parameters
@@ -736,22 +820,24 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
     chunk_size : int, optional
         Trajectories per engine batch and patients per output block (results do not depend on it).
     progress : bool, optional
-        Progress bar; default: only on a terminal (with ``client``: one-line log lines on
-        stderr otherwise).
+        Default: a progress bar on a terminal, otherwise a one-line log line on stderr every
+        :data:`~.progress.LOG_EVERY` seconds (see :class:`~.progress.Progress`); False: silent.
     client : dask.distributed.Client, optional
         Run the blocks on this Dask cluster instead (needs ``out``, on storage every worker
         sees at the same path; see ``docs/distributed.md``). Same result, value for value.
     task_size : int, optional
         With ``client``: runs per Dask task (whole blocks; default: about 8 tasks per worker,
         at most 2**16 runs and 1e4 tasks). Results do not depend on it.
+    overwrite : bool
+        Replace a previous immunosim result at ``out`` (refused otherwise, in one line). Never
+        anything else: a path that is not an immunosim result is refused either way.
 
     Returns
     -------
     xarray.Dataset (in memory) or pathlib.Path of the written result.
     """
-    from tqdm.auto import tqdm
-
     from .config import load_config
+    from .progress import Progress
 
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     out = out if out is not None else cfg.output.path
@@ -762,13 +848,14 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
         if workers is not None:
             raise SweepError("workers: threads of the local engine; with a Dask client each "
                              "worker runs its kernels on its own threads")
+        refuse_existing(Path(out), overwrite)  # before any compute
         return distributed_module().sweep_on_client(
             cfg, Path(out), client, resume=resume, chunk_size=chunk_size, task_size=task_size,
-            progress=progress).path
+            progress=progress, overwrite=overwrite).path
     if task_size is not None:
         raise SweepError("task_size: only for a distributed sweep (pass client)")
     if out is not None:
-        refuse_foreign(Path(out))  # before any compute
+        refuse_existing(Path(out), overwrite)  # before any compute
     p = plan(cfg, chunk_size=chunk_size)
     if out is None:
         writer = MemoryWriter(p)
@@ -776,22 +863,29 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
         out = Path(out)
         if not out.parent.exists():
             raise SweepError(f"output: directory '{out.parent}' does not exist")
-        writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume)
+        writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume, overwrite)
     done = writer.done()
     todo = [b for b in p.blocks if b.index not in done]
     chunk = chunk_size or cfg.output.chunk_size
-    ndone = sum(b.patients.stop - b.patients.start for b in p.blocks if b.index in done)
-    with tqdm(total=p.n_runs, initial=ndone, unit="run", disable=None if progress is None
-              else not progress, desc=cfg.name) as bar:
+    ndone = sum(b.size for b in p.blocks if b.index in done) * p.replicates
+    with Progress(p.n_computed, ndone, progress, cfg.name, note=shared_note(p)) as bar:
         buffer = None  # the engine's output, reused by every batch (no fresh pages per batch)
         for batch in _batches(p, todo, chunk):
-            runs = sum(b.patients.stop - b.patients.start for b in batch)
+            runs = sum(b.size for b in batch)
             if buffer is None or buffer.shape[0] < runs:
                 buffer = np.empty((runs, len(p.t_assess), m.N_STATES))
             for b, data in zip(batch, compute_batch(p, batch, threads=workers, buffer=buffer)):
                 writer.write(b, data)
-                bar.update(b.patients.stop - b.patients.start)
+                bar.update(b.size * p.replicates)
     return writer.finish()
+
+
+def shared_note(p: Plan) -> str:
+    """``13500 runs to compute for 18000 results (...)``, or "" when every run is computed."""
+    if p.n_computed == p.n_runs:
+        return ""
+    return (f"{p.n_computed} runs to compute for {p.n_runs} results (runs that do not depend "
+            "on an axis are computed once and repeated along it)")
 
 
 #: What to install for ``client=`` / ``--scheduler`` when ``dask.distributed`` is missing.

@@ -36,15 +36,23 @@ def check_number(name: str, value: float, low: float = 0.0, high: float = np.inf
         raise ValueError(f"{name}: {value!r} is not a number {rng}{' ' + unit if unit else ''}")
 
 
-def repeated_times(time: float, interval: float, count: int) -> np.ndarray:
+def repeated_times(time: float, interval: float, count: int, *,
+                   same_day: bool = False) -> np.ndarray:
     """Days of ``count`` doses ``interval`` days apart from ``time`` (the ``ii / addl`` record),
-    checked: a non-negative start, a positive integer count, an interval > 0 when repeated."""
+    checked: a non-negative start, a positive integer count, an interval > 0 when repeated
+    (``>= 0`` with ``same_day``: ``interval = 0`` then gives ``count`` doses on day ``time``)."""
     check_number("time", time, unit="d")
     if int(count) != count or count < 1:
         raise ValueError(f"count: {count!r} is not a positive integer")
-    if count > 1 and not interval > 0:
+    if same_day:
+        check_number("interval", interval, unit="d")
+    elif count > 1 and not interval > 0:
         raise ValueError(f"interval: {interval!r} must be > 0 days when count > 1")
     return time + interval * np.arange(int(count))
+
+#: MSC cell sources; each has a ``potency_<source>`` parameter, read only by
+#: :meth:`MSCInfusion.events` (never by the model's equations).
+MSC_SOURCES = ("bm", "uc")
 
 #: B-lineage compartments removed by HSCT (conditioning plus a CD34-selected graft).
 HSCT_B_LINEAGE = (m.B_NAIVE, m.B_GC, m.B_MEM, m.PLASMABLAST)
@@ -65,7 +73,9 @@ class MSCInfusion:
     time : float
         Day of the first infusion.
     interval : float
-        Days between infusions (``ii``); needed when ``count > 1``.
+        Days between infusions (``ii``). ``0`` with ``count > 1`` gives ``count`` infusions on
+        day ``time`` (a same-day repeat: ``count * amount`` cells/kg that day, each infusion a
+        separate dose event).
     count : int
         Number of infusions (``addl + 1``).
     source : {"bm", "uc"}
@@ -80,12 +90,13 @@ class MSCInfusion:
 
     def __post_init__(self) -> None:
         check_number("amount", self.amount, unit="cells/kg")
-        repeated_times(self.time, self.interval, self.count)
-        if self.source not in ("bm", "uc"):
+        repeated_times(self.time, self.interval, self.count, same_day=True)
+        if self.source not in MSC_SOURCES:
             raise ValueError(f"source: {self.source!r} is not one of 'bm', 'uc'")
 
     def dose_times(self) -> np.ndarray:
-        return repeated_times(self.time, self.interval, self.count)
+        """Days of the infusions, shape ``(count,)`` (repeated days for a same-day repeat)."""
+        return repeated_times(self.time, self.interval, self.count, same_day=True)
 
     def events(self, p: np.ndarray) -> list[Event]:
         potency = p[m.PARAMETERS.index[f"potency_{self.source}"]]
@@ -203,6 +214,14 @@ def apply_parameters(interventions, p: np.ndarray) -> np.ndarray:
         if isinstance(iv, StandardTherapy):
             p = iv.apply(p)
     return p
+
+
+def unused_parameters(interventions) -> list[str]:
+    """Model parameters that runs with ``interventions`` cannot depend on: the potency of each
+    MSC source none of them infuses (``potency_*`` enter only through
+    :meth:`MSCInfusion.events`). A sweep computes runs that differ only in these once."""
+    used = {iv.source for iv in interventions if isinstance(iv, MSCInfusion)}
+    return [f"potency_{s}" for s in MSC_SOURCES if s not in used]
 
 
 def schedule(interventions, p: np.ndarray) -> list[Event]:

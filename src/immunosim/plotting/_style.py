@@ -50,6 +50,7 @@ _TARGET_LABELS: dict[str, tuple[str, str]] = {
     "msc.time": ("first infusion", "d"),
     "msc.interval": ("interval between infusions", "d"),
     "msc.count": ("number of infusions", ""),
+    "msc.source": ("MSC source", ""),
     "hsct.time": ("HSCT day", "d"),
     "hsct.depletion": ("HSCT lymphoid depletion", ""),
     "hsct.llpc_depletion": ("HSCT plasma-cell depletion", ""),
@@ -94,10 +95,13 @@ def axis_info(ds, dim: str) -> tuple[str, str]:
 
         pname = target.removeprefix("parameters.")
         if pname in m.PARAMETERS.index:
-            return pname, m.PARAMETERS[pname].unit
+            unit = m.PARAMETERS[pname].unit
+            return pname, ("" if unit == "1" else unit)
         return pname, ""
     units = attrs.get("units", "")
-    return (target or long_name or dim), ("" if units == "1" else units)
+    if long_name.startswith("Sweep axis"):  # results before units on coordinates
+        long_name = ""
+    return (long_name or target or dim), ("" if units == "1" else units)
 
 
 def axis_label(ds, dim: str) -> str:
