@@ -121,7 +121,11 @@ def _grid(cfg: Config, names: tuple[str, ...], targets: tuple[str, ...],
 
 def apply_point(design: Design, point: int, scenario: Scenario,
                 params: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """Interventions and parameter vector of ``scenario`` at sweep point ``point``."""
+    """Interventions and parameters of ``scenario`` at sweep point ``point``.
+
+    ``params`` has shape ``(n_params,)`` (one patient) or ``(n, n_params)`` (a block of patients:
+    the interventions are the same for all of them, the axis values set one column each).
+    """
     ivs = list(scenario.interventions)
     p = params.copy()
     for k, target in enumerate(design.targets):
@@ -130,7 +134,7 @@ def apply_point(design: Design, point: int, scenario: Scenario,
         v = design.values[point, k]
         head, _, name = target.partition(".")
         if head == "parameters":
-            p[m.PARAMETERS.index[name]] = float(v)
+            p[..., m.PARAMETERS.index[name]] = float(v)
             continue
         v = str(v) if isinstance(v, str) else int(v) if name in INT_FIELDS else float(v)
         kind = _KIND[head]

@@ -219,18 +219,18 @@ def compute_batch(p: Plan, blocks: list[Block], threads: int | None = None,
     """
     cfg = p.config
     params, ivs, owner, origin = [], [], [], []
-    for b in blocks:
+    for b in blocks:  # one block: one scenario and point, so the same interventions
         sc = p.scenarios[b.scenario]
-        for i in range(b.patients.start, b.patients.stop):
-            pat = p.cohort.params[i].copy()
-            for name, v in sc.parameters.items():
-                pat[m.PARAMETERS.index[name]] = v
-            iv, q = apply_point(p.design, b.point, sc, pat)
-            params.append(q)
-            ivs.append(iv)
-            owner.append(i)
-            origin.append(p.origins[b.scenario, b.point])
-    params = np.stack(params)
+        rows = range(b.patients.start, b.patients.stop)
+        pat = p.cohort.params[b.patients].copy()
+        for name, v in sc.parameters.items():
+            pat[:, m.PARAMETERS.index[name]] = v
+        iv, q = apply_point(p.design, b.point, sc, pat)
+        params.append(q)
+        ivs.extend([iv] * len(rows))
+        owner.extend(rows)
+        origin.extend([p.origins[b.scenario, b.point]] * len(rows))
+    params = np.concatenate(params)
     # Initial states: the cohort's, unless scenario or axis changed steady-state parameters.
     y0 = p.cohort.y0[owner].copy()
     key_cols = np.setdiff1d(np.arange(params.shape[1]), _TREATMENT_ONLY)
