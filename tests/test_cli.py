@@ -10,21 +10,43 @@ from tests.conftest import ROOT, SMALL_CONFIG
 
 
 def cli(*args, cwd=None):
+    """A real process running the console script's module (one test keeps it: start-up, the
+    installed entry point, the exit status seen by a shell)."""
     return subprocess.run([sys.executable, "-m", "immunosim", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
-def test_info_lists_parameters_with_units_and_sources():
-    r = cli("info")
+@pytest.fixture
+def run(capsys):
+    """The CLI in-process: the same ``main()`` the console script calls, its exit status
+    (argparse's usage errors included) and what it printed, like ``subprocess.run``."""
+    import types
+
+    from immunosim.cli import main
+
+    def call(*args):
+        capsys.readouterr()
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help, usage errors
+            rc = e.code
+        out, err = capsys.readouterr()
+        return types.SimpleNamespace(returncode=rc, stdout=out, stderr=err)
+
+    return call
+
+
+def test_info_lists_parameters_with_units_and_sources(run):
+    r = run("info")
     assert r.returncode == 0
     assert "msc_half_life = 1 d [0.5, 2] (> 0); mice: Lee RH et al." in r.stdout
     assert "std_therapy = 0 1 [0, 0.9] ([0, 1)); assumed" in r.stdout
     assert "igg_half_life = 21 d" in r.stdout
 
 
-def test_validate_examples():
+def test_validate_examples(run):
     files = sorted((ROOT / "configs").rglob("*.toml"))
-    r = cli("validate", *files)
+    r = run("validate", *files)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(": ok") == len(files) >= 4
     assert "calibrate.toml: ok (calibration:" in r.stdout
@@ -72,21 +94,21 @@ def test_bad_config_in_a_real_process(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 
-def test_usage_errors_exit_2(tmp_path):
-    r = cli("sweep")
+def test_usage_errors_exit_2(tmp_path, run):
+    r = run("sweep")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     cfg = tmp_path / "c.toml"
     cfg.write_text(SMALL_CONFIG)
-    r = cli("sweep", cfg, "-o", tmp_path / "missing_dir" / "o.zarr")
+    r = run("sweep", cfg, "-o", tmp_path / "missing_dir" / "o.zarr")
     assert r.returncode == 2 and "does not exist" in r.stderr
-    r = cli("sweep", cfg, "-o", tmp_path / "o.txt")
+    r = run("sweep", cfg, "-o", tmp_path / "o.txt")
     assert r.returncode == 2 and "cannot tell the format" in r.stderr
-    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--workers", "0")
+    r = run("sweep", cfg, "-o", tmp_path / "o.zarr", "--workers", "0")
     assert r.returncode == 2 and "--workers" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
 
 
-def test_run_and_sweep(tmp_path):
+def test_run_and_sweep(tmp_path, run):
     """The summary's values, not its headers: each column equals the numbers recomputed from
     the written result (tests/test_summary.py checks them). Catches: scenarios' columns swapped
     or mislabelled, the sweep points pooled into one line, a share over the wrong denominator,
@@ -99,7 +121,7 @@ def test_run_and_sweep(tmp_path):
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(SMALL_CONFIG)
-    r = cli("run", cfg)
+    r = run("run", cfg)
     assert r.returncode == 0, r.stderr
     plain = sweep(load_config(cfg).model_copy(update={"sweep": SweepConfig()}),  # run: no axes
                   progress=False)
@@ -107,7 +129,7 @@ def test_run_and_sweep(tmp_path):
     assert list(table) == ["untreated", "msc"]
     for s in table:
         check_column(table[s], plain.sel(scenario=s))
-    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--quiet", "--select", "amount=3e6")
+    r = run("sweep", cfg, "-o", tmp_path / "o.zarr", "--quiet", "--select", "amount=3e6")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == f"wrote {tmp_path / 'o.zarr'}"
     ds = xr.open_zarr(tmp_path / "o.zarr").load()
@@ -120,22 +142,22 @@ def test_run_and_sweep(tmp_path):
     assert ds.remission.sel(scenario="msc", amount=3e6).any()  # not all shares are 0
 
 
-def test_select_is_checked_before_any_compute(tmp_path):
+def test_select_is_checked_before_any_compute(tmp_path, run):
     cfg = tmp_path / "c.toml"
     cfg.write_text(SMALL_CONFIG)
-    r = cli("sweep", cfg, "-o", tmp_path / "o.zarr", "--select", "dose=1e6")
+    r = run("sweep", cfg, "-o", tmp_path / "o.zarr", "--select", "dose=1e6")
     assert r.returncode == 2 and r.stderr.strip() == (
         "immunosim: error: --select: 'dose' is not a scenario or sweep axis of small; valid: "
         "scenario, amount, n_infusions")
-    r = cli("run", cfg, "--select", "amount")
+    r = run("run", cfg, "--select", "amount")
     assert r.returncode == 2 and "expected AXIS=VALUE" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
 
 
-def test_config_warning_is_one_line(tmp_path):
+def test_config_warning_is_one_line(tmp_path, run):
     p = tmp_path / "w.toml"
     p.write_text("[scenarios.soc]\ntherapy = [{ drug = 'glucocorticoid', oral_mg = 150 }]\n")
-    r = cli("validate", p)
+    r = run("validate", p)
     assert r.returncode == 0 and ": ok" in r.stdout
     assert r.stderr.strip().splitlines() == [
         "immunosim: warning: scenarios.soc.therapy.0.oral_mg: 150 mg/d prednisone is above "
