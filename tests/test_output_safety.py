@@ -271,3 +271,241 @@ def test_an_empty_directory_is_not_refused(small, tmp_path, reference):
     out.mkdir()  # made ready by the user: nothing in it to lose
     sw.sweep(load_config(small), out, progress=False)
     _same(out, reference)
+
+
+# --- the lock is taken before any expensive work ------------------------------------------------
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a process that runs for the whole test (a lock it holds is not stale)."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _hold_lock(out, pid):
+    import socket
+
+    lock = out.with_name(out.name + ".lock")
+    lock.write_text(f"{pid} {socket.gethostname()}\n")
+    return lock
+
+
+def _no_planning(*a, **k):
+    raise AssertionError("the cohort was sampled before the output lock was taken")
+
+
+def test_a_second_writer_is_refused_before_any_compute(small, tmp_path, capsys, monkeypatch,
+                                                       live_pid):
+    """Regression: the lock was taken after the cohort was sampled (minutes for a large
+    cohort) and the store planned; a second writer is now refused before any of that."""
+    out = tmp_path / "out.zarr"
+    lock = _hold_lock(out, live_pid)
+    monkeypatch.setattr(sw, "plan", _no_planning)
+    monkeypatch.setattr(sw, "sample_cohort", _no_planning)
+    for extra in ([], ["--resume"]):
+        assert main(["sweep", str(small), "-o", str(out), "--quiet", *extra]) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert f"pid {live_pid}" in line and "being written by another sweep" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr.lock", "small.toml"]
+    assert lock.read_text().split()[0] == str(live_pid)  # the other writer's lock is untouched
+
+
+def test_dask_second_writer_is_refused_before_the_cluster_starts(small, tmp_path, capsys,
+                                                                 monkeypatch, live_pid):
+    """``--dask-local N`` starts N worker processes: a second writer is refused before that."""
+    pytest.importorskip("distributed")
+    from immunosim.experiments import distributed as dist
+
+    def no_cluster(**k):
+        raise AssertionError("a Dask cluster was started before the output lock was taken")
+
+    monkeypatch.setattr(dist, "connect", no_cluster)
+    monkeypatch.setattr(dist, "plan", _no_planning)
+    out = tmp_path / "out.zarr"
+    _hold_lock(out, live_pid)
+    assert main(["sweep", str(small), "-o", str(out), "--quiet", "--dask-local", "1"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"pid {live_pid}" in line and "being written by another sweep" in line
+    with pytest.raises(sw.SweepError, match="being written by another sweep"):
+        dist.sweep_on_client(load_config(small), out, client=None)  # the API: no planning either
+
+
+def test_an_interrupted_sweep_releases_its_lock(small, tmp_path, monkeypatch):
+    """In a long-lived process (a notebook) an interrupted sweep used to keep ``OUT.lock`` with
+    its live pid, so every other process was refused until it exited."""
+    out = tmp_path / "out.zarr"
+    real = sw.ZarrWriter.write_data
+
+    def stop(self, b, data):
+        real(self, b, data)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sw.ZarrWriter, "write_data", stop)
+    with pytest.raises(KeyboardInterrupt):
+        sw.sweep(load_config(small), out, progress=False)
+    assert not out.with_name("out.zarr.lock").exists()
+    assert out.with_name("out.zarr.partial").exists()  # the finished block is kept
+
+
+# --- --resume refuses whatever would change the result ---------------------------------------
+
+ABM = "[engine]\nkind = \"abm\"\nreplicates = 2\nsystem_size = 1000\n[output]"
+
+
+@pytest.mark.parametrize("before, after, named", [
+    ("[output]", "[solver]\nmethod = \"rodas4\"\n[output]",
+     'solver.method: "dopri5" then, "rodas4" now'),
+    ("[output]", "[solver]\nrtol = 1e-5\n[output]", "solver.rtol: 1e-06 then, 1e-05 now"),
+    ("[output]", ABM, 'engine.kind: "ode" then, "abm" now'),
+    (ABM, ABM.replace("1000", "2000"), "engine.system_size: 1000.0 then, 2000.0 now"),
+    (ABM, ABM.replace("replicates = 2", "replicates = 3"), "engine.replicates: 2 then, 3 now"),
+    ("size = 4", "size = 5", "cohort.size: 4 then, 5 now"),
+    ("median = 0.05", "median = 0.06",
+     "cohort.parameters.activation_rate.median: 0.05 then, 0.06 now"),
+    ("landmarks = [10, 30]", "landmarks = [10, 30]\nremission_threshold = 2",
+     "outcomes.remission_threshold: 4.0 then, 2.0 now"),
+    ("time = 5", "time = 6", "scenarios.msc.msc.time: 5.0 then, 6.0 now"),
+], ids=["solver_method", "solver_rtol", "engine_kind", "abm_system_size", "abm_replicates",
+        "cohort_size", "cohort_distribution", "outcome_definition", "scenario"])
+def test_resume_names_the_setting_that_changed(small, tmp_path, capsys, before, after, named):
+    """A changed setting (engine kind and options, solver, cohort, outcomes, scenarios) is
+    refused in one line that names it; the unfinished store is left as it was. Before, the
+    line said only "a different config (or is unreadable)"."""
+    base = SMALL.replace("[output]", ABM) if before == ABM else SMALL
+    small.write_text(base)
+    out = tmp_path / "out.zarr"
+    w = sw.ZarrWriter(sw.plan(load_config(small)), out, "zarr", resume=False)  # no block yet
+    w.lock.release()
+    stored = (tmp_path / "out.zarr.partial" / ".zattrs").read_text()
+    small.write_text(base.replace(before, after, 1))
+    assert main(["sweep", str(small), "-o", str(out), "--quiet", "--resume"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "was started from a different config" in line and named in line, line
+    assert (tmp_path / "out.zarr.partial" / ".zattrs").read_text() == stored
+
+
+def test_resume_refuses_another_model(small, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.zarr"
+    w = sw.ZarrWriter(sw.plan(load_config(small)), out, "zarr", resume=False)
+    w.lock.release()
+    monkeypatch.setattr(sw, "model_digest", lambda: "0123456789abcdef")
+    assert main(["sweep", str(small), "-o", str(out), "--quiet", "--resume"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "model_digest" in line and "'0123456789abcdef'" in line and "--resume" in line
+
+
+# --- kills while finishing: OUT is the old result, absent or the new one, never half -----------
+
+
+def _count_batches(monkeypatch) -> list:
+    computed = []
+    real = sw.compute_batch
+
+    def counted(p, blocks, **k):
+        computed.extend(blocks)
+        return real(p, blocks, **k)
+
+    monkeypatch.setattr(sw, "compute_batch", counted)
+    return computed
+
+
+@pytest.mark.parametrize("name", ["out.zarr", "out.nc"])
+def test_kill_after_the_rename_resumes_by_cleaning_up(small, tmp_path, monkeypatch, reference,
+                                                      name):
+    """Killed once ``OUT`` is complete but before the clean-up (markers; for NetCDF the Zarr
+    store it was converted from). Before, ``--resume`` recomputed every block (Zarr: the store
+    was gone, "starting afresh"), or for NetCDF the store was deleted before the rename, so a
+    kill there left markers over a half-deleted store."""
+    out = tmp_path / name
+    real = sw.ZarrWriter._discard
+
+    def killed(self, path):
+        if self.out.exists():  # the first removal after OUT appeared
+            raise KeyboardInterrupt
+        real(self, path)
+
+    cfg = load_config(small)
+    monkeypatch.setattr(sw.ZarrWriter, "_discard", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sw.sweep(cfg, out, progress=False)
+    monkeypatch.setattr(sw.ZarrWriter, "_discard", real)
+    assert out.exists() and out.with_name(name + ".partial-blocks").exists()
+    computed = _count_batches(monkeypatch)
+    with pytest.warns(UserWarning, match="is already complete"):
+        sw.sweep(cfg, out, resume=True, progress=False)
+    assert computed == []
+    with xr.open_dataset(out, engine="zarr" if name.endswith("zarr") else None) as ds:
+        xr.testing.assert_identical(ds.load(), reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "small.toml"]
+
+
+@pytest.mark.parametrize("name", ["out.zarr", "out.nc"])
+def test_kill_while_an_old_result_is_deleted(small, tmp_path, monkeypatch, reference, name):
+    """A sweep replacing an earlier result is killed half-way through deleting it. Before, the
+    old ``OUT`` was deleted in place: half of it stayed, without its attributes, and every
+    later sweep refused it as "not an immunosim result". Now it is renamed aside first."""
+    import shutil
+
+    out = tmp_path / name
+    cfg = load_config(small)
+    sw.sweep(cfg, out, progress=False)  # the earlier result
+    real = shutil.rmtree
+
+    def half(path, *a, **k):  # deletes some files, in an order where .zattrs goes early
+        path = os.fspath(path)
+        if os.path.basename(path) in (name, name + ".partial-trash"):  # OUT, or OUT set aside
+            for f in sorted(os.listdir(path))[:3]:
+                p = os.path.join(path, f)
+                real(p) if os.path.isdir(p) else os.unlink(p)
+            raise KeyboardInterrupt
+        real(path, *a, **k)
+
+    monkeypatch.setattr(shutil, "rmtree", half)
+    if name.endswith(".nc"):  # a file is unlinked, not rmtree'd: kill at the unlink instead
+        def unlink(p):
+            if p.exists():
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(sw, "_remove", unlink)
+    with pytest.raises(KeyboardInterrupt):
+        sw.sweep(cfg, out, progress=False)
+    monkeypatch.setattr(shutil, "rmtree", real)
+    monkeypatch.undo()
+    if out.exists():  # the old result or the new one, whole
+        with xr.open_dataset(out, engine="zarr" if name.endswith("zarr") else None) as ds:
+            xr.testing.assert_identical(ds.load(), reference)
+    sw.sweep(cfg, out, resume=True, progress=False)
+    with xr.open_dataset(out, engine="zarr" if name.endswith("zarr") else None) as ds:
+        xr.testing.assert_identical(ds.load(), reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "small.toml"]
+
+
+def test_netcdf_output_resumes_to_the_same_file(small, tmp_path, monkeypatch, reference,
+                                                capsys):
+    """``-o OUT.nc``: blocks go into the ``OUT.nc.partial`` Zarr store, so an interrupted NetCDF
+    sweep resumes like a Zarr one, to the same values."""
+    out = tmp_path / "out.nc"
+    real = sw.ZarrWriter.write
+    calls = []
+
+    def stop(self, b, data):
+        real(self, b, data)  # data and marker
+        calls.append(b.index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sw.ZarrWriter, "write", stop)
+    assert main(["sweep", str(small), "-o", str(out), "--quiet"]) == 130
+    assert "--resume" in _one_line(capsys.readouterr().err)
+    monkeypatch.setattr(sw.ZarrWriter, "write", real)
+    computed = _count_batches(monkeypatch)
+    assert main(["sweep", str(small), "-o", str(out), "--quiet", "--resume"]) == 0
+    assert sorted(b.index for b in computed) == [2, 3]  # only the two blocks not kept
+    with xr.open_dataset(out) as ds:
+        xr.testing.assert_identical(ds.load(), reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "small.toml"]

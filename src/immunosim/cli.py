@@ -281,8 +281,10 @@ def _calibrate(args) -> None:
 
 def _sweep(args, cfg, out):
     """``immunosim sweep`` on the local engine or on Dask (``--scheduler``, ``--dask-local``)."""
+    from pathlib import Path
+
     from .experiments.config import ConfigError
-    from .experiments.sweep import distributed_module, sweep
+    from .experiments.sweep import claim_output, distributed_module, sweep
 
     progress = False if args.quiet else None
     dask = args.scheduler is not None or args.dask_local is not None
@@ -296,9 +298,13 @@ def _sweep(args, cfg, out):
         raise ConfigError(f"--workers: engine threads of the local engine; not with {opt} "
                           "(each Dask worker runs its kernels on its own threads)")
     dist = distributed_module()
-    with dist.connect(scheduler=args.scheduler, local_workers=args.dask_local) as client:
-        return sweep(cfg, out, resume=args.resume, chunk_size=args.chunk_size,
-                     progress=progress, client=client, task_size=args.task_size)
+    lock = claim_output(Path(out))  # before the cluster starts: a second writer is refused now
+    try:
+        with dist.connect(scheduler=args.scheduler, local_workers=args.dask_local) as client:
+            return sweep(cfg, out, resume=args.resume, chunk_size=args.chunk_size,
+                         progress=progress, client=client, task_size=args.task_size)
+    finally:
+        lock.release()  # a no-op when the finished sweep released it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
 def _interrupted(what: str, args) -> str:
     if args is not None and getattr(args, "command", None) == "sweep":
         out = args.output
+        if getattr(args, "written", None) is not None:
+            return f"immunosim: {what}; the result was complete: {args.written}"
         if out is not None and not os.path.exists(out + ".partial"):
             return f"immunosim: {what}; nothing was kept (interrupted before the first block)"
         return (f"immunosim: {what}; finished blocks are kept, continue with "
@@ -371,6 +379,7 @@ def _main(args) -> int:
             if out is None:
                 raise ConfigError("output: no output path; pass -o OUT or set output.path")
             path = _sweep(args, cfg, out)
+            args.written = path  # an interrupt from here on finds the result complete
             import xarray as xr
 
             with (xr.open_zarr(path) if str(path).endswith(".zarr")
