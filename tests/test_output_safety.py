@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -509,3 +512,156 @@ def test_netcdf_output_resumes_to_the_same_file(small, tmp_path, monkeypatch, re
     with xr.open_dataset(out) as ds:
         xr.testing.assert_identical(ds.load(), reference)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "small.toml"]
+
+
+def test_interrupt_after_the_result_is_written_says_it_is_complete(small, tmp_path,
+                                                                   monkeypatch, capsys):
+    """Ctrl-C while the summary is printed (the result renamed into place, its store removed)
+    used to say "nothing was kept (interrupted before the first block)"."""
+    out = tmp_path / "out.zarr"
+
+    def interrupted(ds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sw, "summary_table", interrupted)
+    assert main(["sweep", str(small), "-o", str(out), "--quiet"]) == 130
+    line = _one_line(capsys.readouterr().err)
+    assert line == f"immunosim: interrupted; the result was complete: {out}"
+    assert is_complete(out)
+
+
+def is_complete(out) -> bool:
+    with xr.open_zarr(out) as ds:
+        return bool((ds.status >= 0).all())
+
+
+# --- real processes killed at random instants, then --resume ----------------------------------
+
+#: 2 scenarios x 8 patients in blocks of 1: 16 blocks, each written as it is computed.
+KILLED = SMALL.replace("size = 4", "size = 8").replace("chunk_size = 2", "chunk_size = 1")
+N_BLOCKS = 16
+
+
+def _sweep_process(cfg, out, *, signal_default=False):
+    import immunosim
+
+    src = str(Path(immunosim.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-m", "immunosim", "sweep", str(cfg), "-o", str(out),
+                             "--quiet", "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _state(out) -> dict:
+    """What is on disk next to ``out`` (a snapshot at the kill)."""
+    markers = out.with_name(out.name + ".partial-blocks")
+    try:
+        done = len([f for f in os.listdir(markers) if f.endswith(".done")])
+    except OSError:
+        done = None
+    return {"lock": out.with_name(out.name + ".lock").exists(),
+            "creating": out.with_name(out.name + ".partial-creating").exists(),
+            "partial": out.with_name(out.name + ".partial").exists(),
+            "markers": done, "out": out.exists()}
+
+
+def _wait(proc, predicate, timeout=120.0):
+    """Poll every 2 ms until ``predicate()`` or the process ends; True if the predicate held."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _kill_at(phase: str, delay: float, k: int, cfg, out) -> dict:
+    """Start a sweep, wait for ``phase`` to begin, sleep ``delay`` s, SIGKILL; the state then."""
+    proc = _sweep_process(cfg, out)
+    markers = out.with_name(out.name + ".partial-blocks")
+
+    def n_done():
+        try:
+            return len([f for f in os.listdir(markers) if f.endswith(".done")])
+        except OSError:
+            return 0
+
+    begins = {"start-up": lambda: True,
+              "creation": lambda: out.with_name(out.name + ".partial-creating").exists(),
+              "middle": lambda: n_done() >= k,
+              "finishing": lambda: n_done() >= N_BLOCKS}[phase]
+    _wait(proc, begins)
+    time.sleep(delay)
+    state = _state(out)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    return {"phase": phase, "delay": round(delay, 4), "k": k, "rc": proc.returncode, **state}
+
+
+def test_killed_at_random_instants_then_resumed_equals_an_uninterrupted_run(tmp_path, capsys):
+    """SIGKILL real ``immunosim sweep`` processes at seeded random instants in each phase:
+    start-up, store creation, the middle (after a random number of finished blocks) and
+    finishing (every block done: metadata, rename, clean-up). ``--resume`` then gives a result
+    identical, value for value and attribute for attribute, to an uninterrupted run, and leaves
+    nothing behind. The four processes run side by side (about 15 s in all on 2 cores)."""
+    import threading
+
+    cfg = tmp_path / "killed.toml"
+    cfg.write_text(KILLED)
+    rng = np.random.default_rng(20261203)
+    cases = [("start-up", rng.uniform(0.0, 0.5), 0),
+             ("creation", rng.uniform(0.0, 0.03), 0),
+             ("middle", rng.uniform(0.0, 0.02), int(rng.integers(1, N_BLOCKS - 1))),
+             ("finishing", rng.uniform(0.0, 0.02), N_BLOCKS)]  # finishing: ~35 ms
+    outs = [tmp_path / f"run{i}" / "out.zarr" for i in range(len(cases))]
+    states = [None] * len(cases)
+
+    def one(i):
+        outs[i].parent.mkdir()
+        states[i] = _kill_at(*cases[i], cfg, outs[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(cases))]
+    for th in threads:
+        th.start()
+    reference = sw.sweep(load_config(cfg), progress=False)  # meanwhile, in this process
+    for th in threads:
+        th.join(180)
+    assert all(s is not None for s in states), states
+    for s in states:
+        assert s["rc"] in (-signal.SIGKILL, 0), s  # 0: it ended before the kill landed
+    # the kills landed in different phases: before any block, part-way, with every block done
+    assert not states[0]["partial"] and not states[0]["out"], states[0]
+    assert states[2]["partial"] and 0 < states[2]["markers"] < N_BLOCKS, states[2]
+    assert states[3]["markers"] == N_BLOCKS or states[3]["out"], states[3]
+    for out, s in zip(outs, states):
+        assert main(["sweep", str(cfg), "-o", str(out), "--quiet", "--resume"]) == 0, s
+        with xr.open_zarr(out) as ds:
+            xr.testing.assert_identical(ds.load(), reference)
+        assert sorted(p.name for p in out.parent.iterdir()) == ["out.zarr"], s
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_sigint_end_in_one_line_naming_resume(tmp_path, sig, rc):
+    """A signal after some blocks are kept: exit 143 (SIGTERM) or 130 (SIGINT), one line on
+    stderr naming ``--resume``; the lock is gone and the resumed result is the full one."""
+    cfg = tmp_path / "killed.toml"
+    cfg.write_text(KILLED)
+    out = tmp_path / "out.zarr"
+    proc = _sweep_process(cfg, out)
+    markers = out.with_name(out.name + ".partial-blocks")
+    assert _wait(proc, lambda: markers.exists() and len(os.listdir(markers)) >= 2), \
+        proc.communicate()[1]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == rc, err
+    line = _one_line(err)
+    assert line.startswith("immunosim: terminated (SIGTERM)" if sig == signal.SIGTERM
+                           else "immunosim: interrupted"), line
+    assert f"`immunosim sweep {cfg} -o {out} --resume`" in line, line
+    assert not out.with_name("out.zarr.lock").exists()
+    assert main(["sweep", str(cfg), "-o", str(out), "--quiet", "--resume"]) == 0
+    with xr.open_zarr(out) as ds:
+        full = sw.sweep(load_config(cfg), progress=False)
+        xr.testing.assert_identical(ds.load(), full)
