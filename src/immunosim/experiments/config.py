@@ -688,6 +688,11 @@ class Config(_Strict):
         if self.outcomes.assessment_every > self.horizon:
             raise ValueError(f"outcomes.assessment_every: {self.outcomes.assessment_every:g} "
                              f"is longer than the horizon ({self.horizon:g} d)")
+        every, step = self.output.trajectory_every, self.outcomes.assessment_every
+        if self.output.trajectories and abs(every / step - round(every / step)) > 1e-9:
+            raise ValueError(f"output.trajectory_every: {every:g} must be a multiple of "
+                             f"outcomes.assessment_every ({step:g}): time courses are kept at "
+                             "assessments")
         for v in self.outcomes.landmarks:
             if v > end:
                 what = "the horizon" if fu is None else "outcomes.follow_up"
