@@ -511,14 +511,15 @@ class ZarrWriter:
         if resume and self.work.exists():
             try:
                 attrs = xr.open_zarr(self.work, consolidated=False).attrs
-            except Exception:  # unreadable leftovers: start again
+            except Exception:  # unreadable: refused below
                 attrs = {}
+            if attrs:  # another version or model first (its configs may read differently)
+                self._check_same_code()
             if attrs.get("config_digest") != digest:
                 change = _config_change(attrs.get("config_json"), p.config)
                 raise SweepError(f"--resume: {self.work} was started from a different config"
                                  f"{f' ({change})' if change else ' (or is unreadable)'}; "
                                  "remove it or run without --resume")
-            self._check_same_code()
             # Markers name blocks by index: they mean the same patients only with the same block
             # layout (the block size follows --chunk-size). Never mix two layouts.
             old_bs = self._stored_block_size()
