@@ -665,3 +665,21 @@ def test_sigterm_and_sigint_end_in_one_line_naming_resume(tmp_path, sig, rc):
     with xr.open_zarr(out) as ds:
         full = sw.sweep(load_config(cfg), progress=False)
         xr.testing.assert_identical(ds.load(), full)
+
+
+def test_a_complete_result_does_not_drop_another_configs_unfinished_store(small, tmp_path,
+                                                                          reference):
+    """``OUT`` complete for this config, ``OUT.partial`` started from another one: ``--resume``
+    refuses (naming the change) and keeps that store, rather than "cleaning it up"."""
+    out = tmp_path / "out.zarr"
+    cfg = load_config(small)
+    sw.sweep(cfg, out, progress=False)
+    other = small.with_name("other.toml")
+    other.write_text(SMALL.replace("time = 5", "time = 6"))
+    w = sw.ZarrWriter(sw.plan(load_config(other)), out, "zarr", resume=False)
+    w.lock.release()
+    with pytest.raises(sw.SweepError, match=r"scenarios\.msc\.msc\.time: 6\.0 then, 5\.0 now"):
+        sw.sweep(cfg, out, resume=True, progress=False)
+    assert out.with_name("out.zarr.partial").exists()
+    with xr.open_zarr(out) as ds:
+        xr.testing.assert_identical(ds.load(), reference)

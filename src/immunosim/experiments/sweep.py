@@ -495,10 +495,17 @@ class ZarrWriter:
         import warnings
 
         digest = config_digest(p.config)
-        if resume and self._complete_result(digest):
+        attrs = {}
+        if resume and self.work.exists():
+            try:
+                attrs = dict(xr.open_zarr(self.work, consolidated=False).attrs)
+            except Exception:  # unreadable: refused below
+                attrs = {"config_digest": None}
+        other = self.work.exists() and attrs.get("config_digest") != digest
+        if resume and not other and self._complete_result(digest):
             # Killed after the rename that ends a sweep (or resumed after it ended): OUT is
             # this config's complete result (it is never half-written: see _publish); only the
-            # clean-up is left.
+            # clean-up is left. (An unfinished store of another config is not ours to drop.)
             warnings.warn(f"--resume: {self.out} is already complete (same config, version and "
                           "model); nothing to compute", stacklevel=3)
             self.complete = True
@@ -509,12 +516,8 @@ class ZarrWriter:
             warnings.warn(f"--resume: {self.work} {what}; starting the sweep afresh",
                           stacklevel=3)
         if resume and self.work.exists():
-            try:
-                attrs = xr.open_zarr(self.work, consolidated=False).attrs
-            except Exception:  # unreadable: refused below
-                attrs = {}
-            if attrs:  # another version or model first (its configs may read differently)
-                self._check_same_code()
+            if attrs.get("config_digest") is not None:  # another version or model first (its
+                self._check_same_code()  # configs may read differently)
             if attrs.get("config_digest") != digest:
                 change = _config_change(attrs.get("config_json"), p.config)
                 raise SweepError(f"--resume: {self.work} was started from a different config"
