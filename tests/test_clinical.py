@@ -4,11 +4,14 @@ contract."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from immunosim.experiments import outcomes as old
 from immunosim.experiments.clinical import OUTCOMES, OutcomeOptions, classify
 from immunosim.experiments.sledai import SLEDAI_2K, ItemTable
 from tests.naive_clinical import naive_classify
+from tests.naive_outcomes import PER_LANDMARK, PER_RUN, reference_run
 
 T = np.arange(0.0, 456.0)  # daily assessments: one year of follow-up from origins up to day 90
 LANDMARKS = [0.0, 91.0, 183.0, 365.0]
@@ -338,3 +341,57 @@ def test_metadata_describes_every_outcome():
         if name.startswith("time_to_") or name == "follow_up":
             assert attrs["units"] == "d" and kind == "float"
         assert per_landmark == name.endswith("_at")
+
+
+# --- the kernel against the plain-Python reference of docs/outcomes.md (tests/naive_outcomes.py)
+
+
+@st.composite
+def courses(draw):
+    """One run: irregular assessment days from 0, a piecewise-constant course of item sets (so
+    the score moves in item-weight steps), an origin on, between or before assessments, a death
+    (none, between visits, on a visit day, after the horizon), landmarks and options."""
+    gaps = draw(st.lists(st.one_of(st.integers(1, 14).map(float),
+                                   st.floats(0.25, 30.0, allow_nan=False)),
+                         min_size=4, max_size=80))
+    t = np.concatenate([[0.0], np.cumsum(gaps)])
+    items = st.lists(st.sampled_from(SMALL.names), max_size=3, unique=True)
+    sets = [draw(st.lists(st.sampled_from(SMALL.names), min_size=2, max_size=6, unique=True))]
+    sets += draw(st.lists(items, max_size=8))  # mostly lower: remissions, then flares
+    cuts = sorted(draw(st.lists(st.integers(0, t.size - 1), min_size=len(sets) - 1,
+                                max_size=len(sets) - 1)))
+    bits = np.zeros(t.size, dtype=np.int64)
+    for start, names in zip([0] + cuts, sets):
+        bits[start:] = SMALL.mask(*names)
+    origin = draw(st.sampled_from([0.0, float(t[t.size // 3]),
+                                   float(draw(st.floats(0.0, float(t[-1]) * 0.6)))]))
+    horizon = draw(st.floats(0.05, 1.0)) * (float(t[-1]) - origin)
+    if horizon <= 0:
+        horizon = float(t[-1]) - origin
+    later = t[t > origin]
+    death = draw(st.sampled_from([np.nan, float(draw(st.sampled_from(list(later)))),
+                                  origin + draw(st.floats(0.01, 1.3)) * horizon]))
+    landmarks = sorted(draw(st.lists(st.floats(0.0, 1.0), max_size=4)) + [0.0])
+    options = draw(st.sampled_from(OPTIONS[:3] + [OutcomeOptions(
+        items=SMALL, remission_threshold=6.0, remission_min_duration=14.0, flare_rise=2.0)]))
+    return t, bits, origin, horizon, death, [x * horizon for x in landmarks], options
+
+
+@settings(max_examples=300, deadline=None)
+@given(courses())
+def test_kernel_matches_the_plain_python_reference(case):
+    """Remission, relapse, responses, flares, times to event, censoring at the horizon or at
+    death, follow-up, landmark visits: the Numba kernel equals the reference written from the
+    words of docs/outcomes.md, value for value (NaN where it says NaN)."""
+    t, bits, origin, horizon, death, landmarks, o = case
+    score = o.items.points(bits)
+    got = classify(t, score[None], items=bits[None],
+                   serology_points=o.items.points(bits, o.items.serology_mask)[None],
+                   prednisone=np.zeros((1, t.size)), origin=origin, death=death,
+                   horizon=horizon, landmarks=landmarks, options=o)
+    names = [{o.items.names[k] for k in range(len(o.items.names)) if (int(b) >> k) & 1}
+             for b in bits]
+    want = reference_run(list(t), list(score), horizon=horizon, origin=origin, death=death,
+                         landmarks=landmarks, items=names, options=o)
+    for name in PER_RUN + PER_LANDMARK:
+        np.testing.assert_array_equal(got[name][0], np.asarray(want[name]), err_msg=name)

@@ -88,6 +88,37 @@ def test_same_values_as_the_local_engine_on_two_workers(client, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zarr", "c.toml"]
 
 
+def test_a_second_writer_is_refused_before_planning(client, tmp_path, monkeypatch):
+    """``OUT.lock`` held by another live process: refused in one line before the plan (cohort
+    sampling) and before anything reaches the cluster; the other writer's lock is kept."""
+    import socket
+    import subprocess
+    import sys
+
+    from immunosim.experiments.sweep import SweepError
+
+    def no_planning(*a, **k):
+        raise AssertionError("planned before the output lock was taken")
+
+    monkeypatch.setattr(dist, "plan", no_planning)
+    cfg = load(tmp_path, CONFIG)
+    out = tmp_path / "l.zarr"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock = tmp_path / "l.zarr.lock"
+        lock.write_text(f"{other.pid} {socket.gethostname()}\n")
+        with pytest.raises(SweepError, match=f"being written by another sweep \\(pid "
+                           f"{other.pid}") as e:
+            sweep(cfg, out, client=client, progress=False)
+        assert "\n" not in str(e.value)
+        assert lock.read_text().split()[0] == str(other.pid)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "l.zarr.lock"]
+        assert not any(client.processing().values())
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_failing_trajectories_are_status_codes_not_failed_tasks(client, tmp_path, monkeypatch):
     """Also: workers that rebuild the plan from the config (a plan too large to send)."""
     monkeypatch.setattr(dist, "SHIP_PLAN_BYTES", 0)

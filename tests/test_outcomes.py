@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from immunosim.experiments.outcomes import activity_at, classify
+from tests.naive_outcomes import reference_activity_only
 
 T = np.arange(0.0, 366.0)  # daily assessments, one year
 
@@ -89,3 +90,30 @@ def test_invariants(levels, min_dur):
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="time points"):
         classify(T[:10], np.zeros((2, 11)), horizon=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 120), st.sampled_from([0, 1, 2, 4, 5, 6, 8, 12, 16])),
+                min_size=1, max_size=12),
+       st.sampled_from([(4.0, 60.0, 4.0, 4.0), (4.0, 0.0, 4.0, 4.0), (2.0, 30.0, 2.0, 3.0),
+                        (6.0, 14.0, 6.0, 1.0)]),
+       st.integers(1, 14), st.booleans())
+def test_matches_the_plain_python_reference(segments, opts, every, failed):
+    """The activity-only kernel against tests/naive_outcomes.py (its section of
+    docs/outcomes.md): remission, response, relapse, their times and censoring at the
+    horizon, on piecewise-constant courses assessed every ``every`` days."""
+    thr, min_dur, drop, rise = opts
+    t = np.arange(0.0, 366.0, float(every))
+    a = np.zeros(t.size)
+    start = 0
+    for length, level in segments:
+        a[(t >= start)] = level
+        start += length
+    if failed:
+        a[t.size // 2] = np.nan
+    kw = {"remission_threshold": thr, "remission_min_duration": min_dur, "response_drop": drop,
+          "flare_rise": rise}
+    got = {k: v[0] for k, v in classify(t, a[None], horizon=365.0, **kw).items()}
+    want = reference_activity_only(t, a, horizon=365.0, **kw)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=k)

@@ -336,8 +336,10 @@ def _select(items: list[str] | None, cfg) -> dict[str, list[str]]:
 
 def _sweep(args, cfg, out):
     """``immunosim sweep`` on the local engine or on Dask (``--scheduler``, ``--dask-local``)."""
+    from pathlib import Path
+
     from .experiments.config import ConfigError
-    from .experiments.sweep import distributed_module, sweep
+    from .experiments.sweep import claim_output, distributed_module, sweep
 
     progress = False if args.quiet else None
     dask = args.scheduler is not None or args.dask_local is not None
@@ -351,10 +353,14 @@ def _sweep(args, cfg, out):
         raise ConfigError(f"--workers: engine threads of the local engine; not with {opt} "
                           "(each Dask worker runs its kernels on its own threads)")
     dist = distributed_module()
-    with dist.connect(scheduler=args.scheduler, local_workers=args.dask_local) as client:
-        return sweep(cfg, out, resume=args.resume, chunk_size=args.chunk_size,
-                     progress=progress, client=client, task_size=args.task_size,
-                     overwrite=args.overwrite)
+    lock = claim_output(Path(out))  # before the cluster starts: a second writer is refused now
+    try:
+        with dist.connect(scheduler=args.scheduler, local_workers=args.dask_local) as client:
+            return sweep(cfg, out, resume=args.resume, chunk_size=args.chunk_size,
+                         progress=progress, client=client, task_size=args.task_size,
+                         overwrite=args.overwrite)
+    finally:
+        lock.release()  # a no-op when the finished sweep released it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
 def _interrupted(what: str, args) -> str:
     if args is not None and getattr(args, "command", None) == "sweep":
         out = args.output
+        if getattr(args, "written", None) is not None:
+            return f"immunosim: {what}; the result was complete: {args.written}"
         if out is not None and not os.path.exists(out + ".partial"):
             return f"immunosim: {what}; nothing was kept (interrupted before the first block)"
         return (f"immunosim: {what}; finished blocks are kept, continue with "
@@ -428,6 +436,7 @@ def _main(args) -> int:
                 raise ConfigError("output: no output path; pass -o OUT or set output.path")
             select = _select(args.select, cfg)
             path = _sweep(args, cfg, out)
+            args.written = path  # an interrupt from here on finds the result complete
             from .experiments.results import open_result
 
             with open_result(path) as ds:

@@ -86,6 +86,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              "(bits & ~base_bits & ~serology_mask) == 0", "(bits & ~base_bits) == 0",
              ("tests/test_clinical.py",),
              "a new serological item blocks SRI-4 (BILAG has no serology domain)"),
+    Mutation("old_result_deleted_in_place", "experiments/sweep.py",
+             "            self._discard(self.out)  # renamed aside first: never left half-deleted",
+             "            _remove(self.out)",
+             ("tests/test_output_safety.py::test_kill_while_an_old_result_is_deleted",),
+             "a previous result deleted in place while finishing (a kill leaves half of it)"),
+    Mutation("remission_confirmed_late", "experiments/_clinical_kernels.py",
+             "                if t[j] - t[start] >= min_dur:",
+             "                if t[j] - t[start] > min_dur:",
+             ("tests/test_clinical.py::test_kernel_matches_the_plain_python_reference",),
+             "a remission confirmed one assessment after it has lasted the minimum duration"),
 )
 
 

@@ -80,8 +80,9 @@ def _read(name: str, path: Path) -> tuple[dict, str]:
     """The ``[cohort]`` table and the text of an included file."""
     try:
         raw = path.read_bytes()
-    except OSError as e:
-        raise IncludeError(f"{KEY}: cannot read '{name}' ({path}: {e.strerror})") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        why = getattr(e, "strerror", None) or str(e)
+        raise IncludeError(f"{KEY}: cannot read '{name}' ({path}: {why})") from None
     if len(raw) > INCLUDE_MAX_BYTES:
         raise IncludeError(f"{KEY}: '{name}' has {len(raw)} bytes; expected under "
                            f"{INCLUDE_MAX_BYTES}")

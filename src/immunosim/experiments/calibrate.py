@@ -114,9 +114,9 @@ class Problem:
 
 def _settings_error(e: ValidationError) -> ConfigError:
     err = e.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    return ConfigError(f"calibration.{loc}: {err['msg'].removeprefix('Value error, ')}"
-                       f" (got {err.get('input')!r})")
+    loc = "".join(f".{x}" for x in err["loc"])
+    return ConfigError(" ".join(f"calibration{loc}: {err['msg'].removeprefix('Value error, ')}"
+                                f" (got {err.get('input')!r})".split()))
 
 
 def load_problem(path: str | Path) -> Problem:
@@ -132,15 +132,25 @@ def load_problem(path: str | Path) -> Problem:
     if "calibration" not in data:
         raise ConfigError(f"{path}: no [calibration] table; a calibration config needs one "
                           "(see configs/calibrate.toml)")
+    return parse_problem(data, text, path)
+
+
+def parse_problem(data: dict, text: str = "", path: str | Path | None = None) -> Problem:
+    """Validate a calibration config read from TOML (``data``, with its ``[calibration]``
+    table); relative paths (``targets``) start from ``path``'s directory. Raises
+    :class:`ConfigError` (one line naming the key)."""
+    data = dict(data)
     try:
-        settings = CalibrationSettings.model_validate(data.pop("calibration"))
+        settings = CalibrationSettings.model_validate(data.pop("calibration", None))
     except ValidationError as e:
         raise _settings_error(e) from None
+    base = Path(path).parent if path is not None else Path.cwd()
     cfg = parse_config(data, text)
     tpath = settings.targets
     if tpath != "default" and not Path(tpath).is_absolute():
-        tpath = str(path.parent / tpath)
-    return check_problem(Problem(cfg, settings, load_targets(tpath), path))
+        tpath = str(base / tpath)
+    return check_problem(Problem(cfg, settings, load_targets(tpath),
+                                 Path(path) if path is not None else None))
 
 
 def check_problem(p: Problem) -> Problem:

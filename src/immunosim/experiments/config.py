@@ -142,7 +142,9 @@ def distribution_problem(name: str, d) -> tuple[str | None, float]:
         return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
     if d.distribution == "lognormal":  # support (0, inf): in log space a normal
-        s, mu = math.sqrt(math.log1p(d.cv**2)), math.log(d.median)
+        # cv * cv, not cv**2: a huge cv gives inf (an infinitely wide lognormal), not an
+        # OverflowError that would lose the key
+        s, mu = math.sqrt(math.log1p(d.cv * d.cv)), math.log(d.median)
         share = ((below((math.log(lo) - mu) / s) if lo > 0 else 0.0)
                  + (below((mu - math.log(hi)) / s) if math.isfinite(hi) else 0.0))
     else:
@@ -369,10 +371,14 @@ def _one_kind(v: Any) -> Any:
     return v
 
 
+#: Most values one linspace / logspace axis may have (numpy would try to allocate any ``num``).
+MAX_AXIS_VALUES = 100_000
+
+
 class SpaceConfig(_Strict):
     start: Float
     stop: Float
-    num: Annotated[Int, Field(ge=1)]
+    num: Annotated[Int, Field(ge=1, le=MAX_AXIS_VALUES)]
 
 
 class AxisConfig(_Strict):
@@ -959,6 +965,11 @@ class Config(_Strict):
         if self.outcomes.assessment_every > self.horizon:
             raise ValueError(f"outcomes.assessment_every: {self.outcomes.assessment_every:g} "
                              f"is longer than the horizon ({self.horizon:g} d)")
+        every, step = self.output.trajectory_every, self.outcomes.assessment_every
+        if self.output.trajectories and abs(every / step - round(every / step)) > 1e-9:
+            raise ValueError(f"output.trajectory_every: {every:g} must be a multiple of "
+                             f"outcomes.assessment_every ({step:g}): time courses are kept at "
+                             "assessments")
         for v in self.outcomes.landmarks:
             if v > end:
                 what = "the horizon" if fu is None else "outcomes.follow_up"
@@ -1392,7 +1403,7 @@ def parse_config(data: dict, source_text: str = "", *,
     try:
         data, included = resolve_cohort(data, base_dir)
     except IncludeError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(_one_line(str(e))) from None
     if _names_tables(data):
         from .tables import resolve_tables  # builds on this module; imports pandas
 

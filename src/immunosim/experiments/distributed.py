@@ -45,6 +45,7 @@ from .sweep import (
     SweepError,
     ZarrWriter,
     _batches,
+    claim_output,
     compute_batch,
     config_digest,
     output_format,
@@ -240,10 +241,14 @@ def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = Fa
     ``out`` must be on storage that every worker sees at the same (absolute) path.
     """
     out = Path(out).resolve()
-    if not out.parent.exists():
-        raise SweepError(f"output: directory '{out.parent}' does not exist")
-    p = plan(cfg, chunk_size=chunk_size)
-    writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume, overwrite)
+    fmt = output_format(out, cfg.output.format)
+    lock = claim_output(out)  # before planning: a second writer is refused at once
+    try:
+        p = plan(cfg, chunk_size=chunk_size)
+        writer = ZarrWriter(p, out, fmt, resume, overwrite, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
     done = writer.done()
     todo = [b for b in p.blocks if b.index not in done]
     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -284,8 +289,8 @@ def sweep_on_client(cfg: Config, out: Path, client: Client, *, resume: bool = Fa
             f.release()
         with suppress(Exception):
             client.unregister_worker_plugin(plugin.name)
-    report.rewritten = sorted(int(f.name.split(".")[0]) for f in writer.markers.iterdir()
-                              if ".again-" in f.name)
+    markers = writer.markers.iterdir() if writer.markers.exists() else ()  # none: complete
+    report.rewritten = sorted(int(f.name.split(".")[0]) for f in markers if ".again-" in f.name)
     writer.finish()
     return report
 

@@ -424,6 +424,36 @@ def config_digest(cfg: Config) -> str:
     return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
 
 
+def _config_change(old_json: str | None, cfg: Config) -> str:
+    """The first setting that differs between a stored ``config_json`` and ``cfg``, as
+    ``solver.rtol: 1e-06 then, 1e-05 now`` ("" if it cannot be told)."""
+    try:
+        old = json.loads(old_json)
+    except (TypeError, ValueError):
+        return ""
+    new = json.loads(cfg.model_dump_json())
+    gone = object()
+
+    def first(a, b, path):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in [*a, *(k for k in b if k not in a)]:
+                found = first(a.get(k, gone), b.get(k, gone), path + (str(k),))
+                if found:
+                    return found
+            return None
+        return (path, a, b) if a != b else None
+
+    found = first(old, new, ())
+    if not found:
+        return ""
+    path, a, b = found
+
+    def show(v):
+        return "unset" if v is gone else " ".join(json.dumps(v).split())[:80]
+
+    return f"{'.'.join(path)}: {show(a)} then, {show(b)} now"
+
+
 def _static(p: Plan) -> dict:
     return {"origin": (("scenario",) + p.design.dims,
                        p.origins.reshape((len(p.scenarios),) + p.design.shape),
@@ -508,14 +538,13 @@ class ZarrWriter:
     at ``OUT`` is replaced only with ``overwrite``.
     """
 
-    overwrite = False
-
-    def __init__(self, p: Plan, out: Path, fmt: str, resume: bool, overwrite: bool = False):
+    def __init__(self, p: Plan, out: Path, fmt: str, resume: bool, overwrite: bool = False,
+                 lock: OutputLock | None = None):
         self._paths(p, out, fmt)
         self.overwrite = overwrite
-        refuse_existing(self.out, overwrite)
-        refuse_foreign(self.work, "an unfinished sweep's store")
-        self.lock = OutputLock(self.out)  # one writer per output; released by finish()
+        # One writer per output; released by finish(). Callers take it before planning
+        # (claim_output) and pass it in; without it the writer takes it here.
+        self.lock = lock if lock is not None else claim_output(self.out)
         try:
             self._open(p, resume)
         except BaseException:
@@ -524,23 +553,37 @@ class ZarrWriter:
 
     def _open(self, p: Plan, resume: bool) -> None:
         """Check the unfinished store for ``--resume``, or create a fresh one."""
-        digest = config_digest(p.config)
-        if resume and not self.work.exists():
-            import warnings
+        import warnings
 
+        digest = config_digest(p.config)
+        attrs = {}
+        if resume and self.work.exists():
+            try:
+                attrs = dict(xr.open_zarr(self.work, consolidated=False).attrs)
+            except Exception:  # unreadable: refused below
+                attrs = {"config_digest": None}
+        other = self.work.exists() and attrs.get("config_digest") != digest
+        if resume and not other and finished_result(self.out, digest):
+            # Killed after the rename that ends a sweep (or resumed after it ended): OUT is
+            # this config's complete result (it is never half-written: see _publish); only the
+            # clean-up is left. (An unfinished store of another config is not ours to drop.)
+            warnings.warn(f"--resume: {self.out} is already complete (same config, version and "
+                          "model); nothing to compute", stacklevel=3)
+            self.complete = True
+            return
+        if resume and not self.work.exists():
             what = ("was interrupted while being created" if self._creating.exists()
                     else "does not exist")
             warnings.warn(f"--resume: {self.work} {what}; starting the sweep afresh",
                           stacklevel=3)
         if resume and self.work.exists():
-            try:
-                old = xr.open_zarr(self.work, consolidated=False).attrs.get("config_digest")
-            except Exception:  # unreadable leftovers: start again
-                old = None
-            if old != digest:
-                raise SweepError(f"--resume: {self.work} was started from a different config "
-                                 "(or is unreadable); remove it or run without --resume")
-            self._check_same_code()
+            if attrs.get("config_digest") is not None:  # another version or model first (its
+                self._check_same_code()  # configs may read differently)
+            if attrs.get("config_digest") != digest:
+                change = _config_change(attrs.get("config_json"), p.config)
+                raise SweepError(f"--resume: {self.work} was started from a different config"
+                                 f"{f' ({change})' if change else ' (or is unreadable)'}; "
+                                 "remove it or run without --resume")
             # Markers name blocks by index: they mean the same patients only with the same block
             # layout (the block size follows --chunk-size). Never mix two layouts.
             old_bs = self._stored_block_size()
@@ -550,9 +593,8 @@ class ZarrWriter:
                                  f"--chunk-size of the first run, or remove it")
             self.markers.mkdir(exist_ok=True)
             return
-        for d in (self.work, self.markers, self._creating):
-            if d.exists():
-                shutil.rmtree(d)
+        for d in (self.work, self.markers, self._creating, self._tmp, self._trash):
+            self._discard(d)
         self._create()
 
     def _paths(self, p: Plan, out: Path, fmt: str | None) -> None:
@@ -562,9 +604,13 @@ class ZarrWriter:
         # The store is created under this name and renamed to ``work`` once complete, so a kill
         # during creation leaves no half-made ``work`` that --resume would trip on.
         self._creating = self.out.with_name(self.out.name + ".partial-creating")
+        # The NetCDF file being written (none for Zarr: a user's OUT.tmp is not ours to delete)
+        self._tmp = self.out.with_name(self.out.name + (".tmp" if fmt == "netcdf" else
+                                                        ".partial-creating"))
+        self._trash = self.out.with_name(self.out.name + ".partial-trash")  # see _discard
         self.vars = _variables(p)
         self._arrays = None
-
+        self.complete = False  # OUT is already this sweep's finished result (see _open)
     def _check_same_code(self) -> None:
         """The unfinished store was written by this immunosim version and model: finished
         blocks of another version would be mixed with new ones."""
@@ -616,6 +662,8 @@ class ZarrWriter:
         self.markers.mkdir(exist_ok=True)
 
     def done(self) -> set[int]:
+        if self.complete:
+            return {b.index for b in self.p.blocks}
         if not self.markers.exists():
             return set()
         return {int(f.name.split(".")[0]) for f in self.markers.iterdir()
@@ -639,43 +687,75 @@ class ZarrWriter:
                 arr[idx] = values.reshape(_region_shape(idx, arr.shape))
 
     def finish(self) -> Path:
+        if not self.complete:
+            missing = set(range(len(self.p.blocks))) - self.done()
+            if missing:
+                raise SweepError(f"internal: {len(missing)} blocks missing at the end of the "
+                                 "sweep")
+            self._publish()
+        # Clean-up, after OUT is complete: a kill from here on leaves OUT whole, and --resume
+        # only cleans up (see _open).
+        for d in (self.work, self._tmp, self.markers):
+            self._discard(d)
+        self.lock.release()
+        return self.out
+
+    def _publish(self) -> None:
+        """Make ``OUT`` the finished result in one atomic rename. At every instant ``OUT`` is the
+        previous result, absent, or the new one, never half of one; the store it comes from is
+        kept, with its markers, until then."""
         import zarr
 
-        missing = set(range(len(self.p.blocks))) - self.done()
-        if missing:
-            raise SweepError(f"internal: {len(missing)} blocks missing at the end of the sweep")
         try:  # something appeared at OUT while we computed: keep the work for --resume
             refuse_existing(self.out, self.overwrite)
         except SweepError:
             self.lock.release()
             raise
-        # The markers go last (after the rename): a kill while finishing resumes with every block
-        # done and only finishes again.
         # Every run is computed: drop the fill value, which xarray would read as a mask (and
         # so turn status into floats); the finished result equals the in-memory one.
         meta = self.work / "status" / ".zarray"  # Zarr format 2 array metadata, local store
         doc = json.loads(meta.read_text())
         doc["fill_value"] = None
-        meta.write_text(json.dumps(doc, indent=4))
+        _replace_text(meta, json.dumps(doc, indent=4))  # a kill never leaves half a file
         zarr.consolidate_metadata(str(self.work), zarr_format=ZARR_FORMAT)
+        new = self.work
         if self.fmt == "netcdf":
-            tmp = self.out.with_name(self.out.name + ".tmp")
+            new = self._tmp
             try:
                 with xr.open_zarr(self.work) as ds:
-                    ds.load().to_netcdf(tmp, engine="netcdf4")
+                    ds.load().to_netcdf(new, engine="netcdf4")
             except BaseException:
-                tmp.unlink(missing_ok=True)  # never leave a half-written file behind
+                new.unlink(missing_ok=True)  # never leave a half-written file behind
                 raise
-            shutil.rmtree(self.work)
-        else:
-            tmp = self.work
-        if self.out.exists():
-            refuse_foreign(self.out)  # never delete a user's data
-            shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
-        os.replace(tmp, self.out)
-        shutil.rmtree(self.markers, ignore_errors=True)
-        self.lock.release()
-        return self.out
+        if self.out.exists() or self.out.is_symlink():
+            refuse_foreign(self.out)  # appeared while we computed: never delete a user's data
+            self._discard(self.out)  # renamed aside first: never left half-deleted
+        os.replace(new, self.out)
+
+    def _discard(self, path: Path) -> None:
+        """Remove ``path`` (ours: a store, a marker directory, a file) by renaming it to
+        ``OUT.partial-trash`` first, so that a kill while deleting never leaves a half-deleted
+        store under a name that means something."""
+        if not (path.exists() or path.is_symlink()):
+            return
+        _remove(self._trash)
+        os.replace(path, self._trash)
+        _remove(self._trash)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or directory tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` atomically: a temporary file next to it, renamed over it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 # --- output safety: never delete what is not ours; one writer per output -----------------------
@@ -733,6 +813,27 @@ def refuse_existing(path: Path, overwrite: bool) -> None:
         return
     raise SweepError(f"output: {path} exists (a previous immunosim result); pass --overwrite "
                      "(overwrite=True) to replace it, or choose another path")
+
+
+def finished_result(out: Path, digest: str) -> bool:
+    """``out`` is the finished result of the config with ``digest``, written by this immunosim
+    version and model (a sweep killed after its last rename: only the clean-up is left)."""
+    attrs = result_attrs(Path(out)) or {}
+    return (attrs.get("config_digest") == digest
+            and attrs.get("immunosim_version") == __version__
+            and attrs.get("model_digest") == model_digest())
+
+
+def claim_output(out: Path) -> OutputLock:
+    """Check the output path and take its lock, before any expensive work: the directory
+    exists, nothing but an immunosim result sits at ``OUT`` and ``OUT.partial``, and no other
+    sweep writes ``OUT`` (one-line :class:`SweepError` otherwise). Returns the held lock."""
+    out = Path(out)
+    if not out.parent.exists():
+        raise SweepError(f"output: directory '{out.parent}' does not exist")
+    refuse_foreign(out)
+    refuse_foreign(out.with_name(out.name + ".partial"), "an unfinished sweep's store")
+    return OutputLock(out)
 
 
 class OutputLock:
@@ -837,7 +938,6 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
     xarray.Dataset (in memory) or pathlib.Path of the written result.
     """
     from .config import load_config
-    from .progress import Progress
 
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     out = out if out is not None else cfg.output.path
@@ -854,16 +954,33 @@ def sweep(config: Config | str | Path, out: str | Path | None = None, *, resume:
             progress=progress, overwrite=overwrite).path
     if task_size is not None:
         raise SweepError("task_size: only for a distributed sweep (pass client)")
-    if out is not None:
-        refuse_existing(Path(out), overwrite)  # before any compute
+    lock = None
+    if out is not None:  # before any compute (cohort sampling included): a second writer, a
+        out = Path(out)  # foreign file or a bad path is refused at once
+        output_format(out, cfg.output.format)
+        if not (resume and finished_result(out, config_digest(cfg))):
+            refuse_existing(out, overwrite)  # a finished result of this config: clean-up only
+        lock = claim_output(out)
+    try:
+        return _sweep_local(cfg, out, lock, resume, workers, chunk_size, progress, overwrite)
+    except BaseException:
+        if lock is not None:
+            lock.release()  # this process writes no more: the next sweep need not wait for it
+        raise
+
+
+def _sweep_local(cfg: Config, out: Path | None, lock: OutputLock | None, resume: bool,
+                 workers: int | None, chunk_size: int | None, progress: bool | None,
+                 overwrite: bool) -> xr.Dataset | Path:
+    """:func:`sweep` on the local engine, into memory or into ``out`` (whose ``lock`` is held)."""
+    from .progress import Progress
+
     p = plan(cfg, chunk_size=chunk_size)
     if out is None:
         writer = MemoryWriter(p)
     else:
-        out = Path(out)
-        if not out.parent.exists():
-            raise SweepError(f"output: directory '{out.parent}' does not exist")
-        writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume, overwrite)
+        writer = ZarrWriter(p, out, output_format(out, cfg.output.format), resume, overwrite,
+                            lock=lock)
     done = writer.done()
     todo = [b for b in p.blocks if b.index not in done]
     chunk = chunk_size or cfg.output.chunk_size

@@ -19,6 +19,11 @@ from . import sle_msc as m
 
 #: Scan grid of the antigen level (healthy = 1); the diseased state sits at a few units.
 _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
+#: Its extension, scanned only for rows whose residual is still positive at the grid's end: a
+#: diseased state above it (aggressive disease: about 2.5% of points drawn from the plausible
+#: ranges) was otherwise missed, and the patient taken for one without a diseased state. Cells
+#: are < 1% wide, like the grid's.
+_AG_EXTENSION = np.logspace(np.log10(50.0), 6.0, 1000)
 _BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
 #: States whose stability decides healthy vs diseased (all but the drug doses and exposures).
 _DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])
@@ -170,11 +175,22 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
         return _steady_states_batch(params)
 
 
+def _brackets(grid: np.ndarray, params: np.ndarray, rows: np.ndarray):
+    """Sign changes of the residual on ``grid`` for ``params[rows]``: (row, lo, hi, f(lo)) each,
+    sorted by row, then by antigen; and the residual at the grid's end per row."""
+    res = state_given_antigen(grid, params[rows][:, None, :], False)[1] - grid  # (R, G)
+    ri, gi = np.nonzero(np.sign(res[:, :-1]) * np.sign(res[:, 1:]) < 0)
+    return rows[ri], grid[gi].copy(), grid[gi + 1].copy(), res[ri, gi], res[:, -1]
+
+
 def _steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
-    res = state_given_antigen(_AG_GRID, params[:, None, :], False)[1] - _AG_GRID  # (P, G)
-    pi, gi = np.nonzero(np.sign(res[:, :-1]) * np.sign(res[:, 1:]) < 0)
-    lo, hi = _AG_GRID[gi].copy(), _AG_GRID[gi + 1].copy()
-    f_lo = res[pi, gi]
+    pi, lo, hi, f_lo, end = _brackets(_AG_GRID, params, np.arange(params.shape[0]))
+    beyond = np.flatnonzero(end > 0)  # the implied antigen still exceeds the grid's end
+    if beyond.size:
+        more = _brackets(_AG_EXTENSION, params, beyond)[:4]
+        pi, lo, hi, f_lo = (np.concatenate(ab) for ab in zip((pi, lo, hi, f_lo), more))
+        order = np.argsort(pi, kind="stable")  # by patient; each patient's roots by antigen
+        pi, lo, hi, f_lo = pi[order], lo[order], hi[order], f_lo[order]
     q = params[pi]
     for _ in range(_BISECTIONS):
         mid = 0.5 * (lo + hi)
