@@ -517,7 +517,7 @@ def test_kill_while_an_old_result_is_deleted(small, tmp_path, monkeypatch, refer
 
         monkeypatch.setattr(sw, "_remove", unlink)
     with pytest.raises(KeyboardInterrupt):
-        sw.sweep(cfg, out, progress=False)
+        sw.sweep(cfg, out, progress=False, overwrite=True)
     monkeypatch.setattr(shutil, "rmtree", real)
     monkeypatch.undo()
     if out.exists():  # the old result or the new one, whole
@@ -561,7 +561,7 @@ def test_interrupt_after_the_result_is_written_says_it_is_complete(small, tmp_pa
     used to say "nothing was kept (interrupted before the first block)"."""
     out = tmp_path / "out.zarr"
 
-    def interrupted(ds):
+    def interrupted(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sw, "summary_table", interrupted)

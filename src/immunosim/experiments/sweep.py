@@ -563,10 +563,11 @@ class ZarrWriter:
             except Exception:  # unreadable: refused below
                 attrs = {"config_digest": None}
         other = self.work.exists() and attrs.get("config_digest") != digest
-        if resume and not other and finished_result(self.out, digest):
+        if resume and not other and not self.overwrite and finished_result(self.out, digest):
             # Killed after the rename that ends a sweep (or resumed after it ended): OUT is
             # this config's complete result (it is never half-written: see _publish); only the
-            # clean-up is left. (An unfinished store of another config is not ours to drop.)
+            # clean-up is left. (An unfinished store of another config is not ours to drop; with
+            # overwrite the user asked for OUT to be replaced by this run's result.)
             warnings.warn(f"--resume: {self.out} is already complete (same config, version and "
                           "model); nothing to compute", stacklevel=3)
             self.complete = True
