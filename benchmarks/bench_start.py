@@ -21,6 +21,8 @@ What it measures
    Its baseline, timed in the same rounds: plain Matplotlib figures of the same sizes, numbers
    of axes, lines and filled bands, saved to PNG at the same resolution (``savefig``). The
    ratio family / baseline makes a slow figure stand out whatever the machine's load.
+   Full tier also: ``immunosim plot`` of that result (every family, PNG and SVG) as a user runs
+   it, in a fresh process, best of 2 after a warm-up.
 
 ``IMMUNOSIM_BENCH_SLOWDOWN`` (``_slowdown.py``) stretches every immunosim-side timing (the
 subprocesses that run immunosim, each figure family) by sleeping after it; the baselines
@@ -203,10 +205,19 @@ def time_family(name: str, ds, out: Path) -> tuple[float, list[Shape]]:
     return time.perf_counter() - t0, [Shape.of(spec.figure) for _, spec in drawn]
 
 
-def figure_times(workdir: Path, patients: int, rounds: int, with_abm: bool) -> dict:
-    """Time each figure family against its plain-Matplotlib baseline (see the module doc)."""
+def cli_plot(result: Path, out: Path, repeats: int = 2) -> dict:
+    """Best-of-``repeats`` wall time of ``immunosim plot RESULT -o OUT`` after a warm-up."""
+    cmd = [*cli_command(), "plot", str(result), "-o", str(out)]
+    runs = [timed_run(cmd, True) for _ in range(repeats + 1)][1:]
+    return {"seconds": min(runs), "runs": runs,
+            "files": sum(p.suffix in (".png", ".svg") for p in out.iterdir())}
+
+
+def figure_times(workdir: Path, patients: int, rounds: int, full: bool) -> dict:
+    """Time each figure family against its plain-Matplotlib baseline (see the module doc);
+    ``full``: also the ``abm`` family (from a tiny agent-based sweep) and ``immunosim plot``."""
     results = {"ode": (FIGURE_CONFIG.format(size=patients), "figures.zarr")}
-    if with_abm:
+    if full:
         results["abm"] = (ABM_CONFIG, "abm.zarr")
     sweep_s = {}
     for kind, (text, store) in results.items():
@@ -224,7 +235,7 @@ def figure_times(workdir: Path, patients: int, rounds: int, with_abm: bool) -> d
     out.mkdir()
     first, shapes, skipped = {}, {}, {}
     for name in FIGURES:  # first draw: imports, font cache, the family's own set-up
-        ds = data["abm" if name == "abm" and with_abm else "ode"]
+        ds = data["abm" if name == "abm" and full else "ode"]
         try:
             first[name], shapes[name] = time_family(name, ds, out)
         except PlotError as e:
@@ -248,7 +259,8 @@ def figure_times(workdir: Path, patients: int, rounds: int, with_abm: bool) -> d
             "lines": sum(sum(x.lines) for x in shapes[name]),
         }
     worst = max(families, key=lambda n: families[n]["ratio"])
-    return {"patients": patients, "rounds": rounds, "sweep_seconds": sweep_s,
+    plot = cli_plot(workdir / "figures.zarr", workdir / "plot") if full else None
+    return {"patients": patients, "rounds": rounds, "sweep_seconds": sweep_s, "cli_plot": plot,
             "import_seconds": import_s, "families": families, "skipped": skipped,
             "worst": worst, "worst_ratio": families[worst]["ratio"],
             "slowest": max(families, key=lambda n: families[n]["seconds"])}
@@ -283,6 +295,9 @@ def report(res: dict) -> None:
               f"{'met' if x['seconds'] < FIGURE_TARGET else 'NOT met'}")
     for name, why in f["skipped"].items():
         print(f"    {name:<16} skipped: {why}")
+    if f["cli_plot"]:
+        print(f"  immunosim plot of that result (all families, PNG + SVG, "
+              f"{f['cli_plot']['files']} files): {f['cli_plot']['seconds']:.1f} s")
     print(f"  worst figure over its baseline: {f['worst']} ({f['worst_ratio']:.2f}); slowest: "
           f"{f['slowest']}")
 
@@ -303,7 +318,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as d:
         res["cold_compile"] = cold_compile(Path(d)) if args.cold or not quick else None
     with tempfile.TemporaryDirectory() as d:
-        res["figures"] = figure_times(Path(d), 30 if quick else 100, 3, with_abm=not quick)
+        res["figures"] = figure_times(Path(d), 30 if quick else 100, 3, full=not quick)
     w = res["warm_start"]["ratios_over_import_numpy"]
     res["ratios"] = {f"{n}_over_import_numpy": w[n]
                      for n in ("import_immunosim", "cli_help", "cli_validate", "cli_info")}
