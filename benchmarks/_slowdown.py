@@ -1,10 +1,12 @@
 """A deliberate slowdown of the measured side of a benchmark, to show that the CI gate can fail.
 
 ``IMMUNOSIM_BENCH_SLOWDOWN=<factor>`` (a number >= 1; unset or 1: no effect) makes each timed
-region of the side a benchmark measures (the engine, the sweep, Dask, the agent-based kernel)
-take ``factor`` times as long: at the end of the region it sleeps ``(factor - 1)`` times the
-region's own duration. The baseline side (LSODA, the raw engine, the local sweep, the Python
-reference) is left alone, so every gated ratio of that benchmark drops by about ``factor``.
+region of the side a benchmark measures (the engine, the sweep, Dask, the agent-based kernel,
+the immunosim subprocesses and figure families of ``bench_start``) take ``factor`` times as
+long: at the end of the region it sleeps ``(factor - 1)`` times the region's own duration. The
+baseline side (LSODA, the raw engine, the local sweep, the Python reference, ``import numpy``,
+plain Matplotlib) is left alone, so every gated speed-up of that benchmark drops by about
+``factor`` and every gated time ratio (lower is better) rises by about as much.
 
 Only the benchmark scripts read this variable; the package (``src/``) never does. The factor in
 force is stored in each benchmark's JSON (``"slowdown"``), and ``gate.py --rebaseline`` refuses

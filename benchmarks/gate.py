@@ -1,11 +1,13 @@
 """CI gate on benchmark ratios: compare the quick tiers' ratios with a committed baseline.
 
-Reads the JSON written by ``bench_engine.py``, ``bench_sweep.py``, ``bench_distributed.py`` and
-``bench_abm.py`` (``--json``), extracts a few named *ratios* (each measured against a baseline in
-the same run, never an absolute time), and compares each with ``benchmarks/baseline.json``:
+Reads the JSON written by ``bench_engine.py``, ``bench_sweep.py``, ``bench_distributed.py``,
+``bench_abm.py`` and ``bench_start.py`` (``--json``), extracts a few named *ratios* (each measured
+against a baseline in the same run, never an absolute time), and compares each with
+``benchmarks/baseline.json``:
 
 - higher is better (speed-ups): fail if ``ratio < baseline / band``;
-- lower is better (the peak-memory growth of the sweep): fail if ``ratio > baseline * band``.
+- lower is better (the peak-memory growth of the sweep, start-up and figure times over their
+  baselines): fail if ``ratio > baseline * band``.
 
 The default band is 2.5, generous because the CI machines are shared (a second job on a 2-core
 machine moves a ratio by 20-50 %). A ratio whose benchmark JSON was not given, or an optional
@@ -15,14 +17,16 @@ per failing ratio), 2 on unusable input.
 
 ``--rebaseline`` rewrites the baseline file from the given JSON instead (the deliberate way to
 move it; see benchmarks/README.md); given several directories, each one run, it takes the median
-of each ratio over them. Bands already in the file are kept.
+of each ratio over them. Bands already in the file are kept. ``--only NAME`` (repeatable)
+rewrites only the named ratios' entries and leaves every other entry as it was.
 
 Usage::
 
-    python benchmarks/gate.py DIR                    # DIR/{engine,sweep,distributed,abm}.json
+    python benchmarks/gate.py DIR                    # DIR/{engine,sweep,distributed,abm,start}.json
     python benchmarks/gate.py engine.json abm.json   # named by their "benchmark" key or stem
     python benchmarks/gate.py --rebaseline DIR       # rewrite benchmarks/baseline.json
     python benchmarks/gate.py --rebaseline D1 D2 D3  # from the median over three runs
+    python benchmarks/gate.py --rebaseline --only cli_help_over_import_numpy D1 D2 D3
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline.json"
 DEFAULT_BAND = 2.5
-BENCHMARKS = ("engine", "sweep", "distributed", "abm")
+BENCHMARKS = ("engine", "sweep", "distributed", "abm", "start")
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,19 @@ RATIOS: tuple[Ratio, ...] = (
           _path("reference", "ratio_per_cell_step_vs_default_case"),
           "reference s per cell-step over the kernel's at the default settings",
           band=3.0),  # its two sides are timed minutes apart: they see different loads
+    # Start-up and figures, lower is better; default band 2.5 (not 3: a 3x slowdown must fail).
+    Ratio("cli_help_over_import_numpy", "start", "ratios.cli_help_over_import_numpy",
+          _path("ratios", "cli_help_over_import_numpy"),
+          "warm `immunosim --help` over `python -c 'import numpy'`, best of 5 fresh processes "
+          "(lower is better)", higher_is_better=False),
+    Ratio("cli_validate_over_import_numpy", "start", "ratios.cli_validate_over_import_numpy",
+          _path("ratios", "cli_validate_over_import_numpy"),
+          "warm `immunosim validate configs/dose_timing.toml` over `python -c 'import numpy'`, "
+          "best of 5 fresh processes (lower is better)", higher_is_better=False),
+    Ratio("figure_worst_over_matplotlib", "start", "figures.worst_ratio",
+          _path("figures", "worst_ratio"),
+          "the slowest figure family over a plain Matplotlib figure of the same axes and lines, "
+          "PNG written, best of 3 (lower is better)", higher_is_better=False),
 )
 
 
@@ -253,8 +270,10 @@ def gate(inputs: dict[str, tuple[Path, dict]], baseline: dict) -> int:
     return 0
 
 
-def rebaseline(runs: list[dict[str, tuple[Path, dict]]], baseline: dict, path: Path) -> int:
-    """Rewrite the baseline from one run or more (the median over runs, per ratio)."""
+def rebaseline(runs: list[dict[str, tuple[Path, dict]]], baseline: dict, path: Path,
+               only: set[str] | None = None) -> int:
+    """Rewrite the baseline from one run or more (the median over runs, per ratio); with
+    ``only``, just those ratios' entries (the others, and the file's "measured", are kept)."""
     per_run = []
     for inputs in runs:
         slowed = [f"{b} ({p})" for b, (p, d) in inputs.items()
@@ -265,7 +284,8 @@ def rebaseline(runs: list[dict[str, tuple[Path, dict]]], baseline: dict, path: P
             return 2
         values = measure(inputs)
         missing = [r.name for r in RATIOS
-                   if r.bench in inputs and values[r.name] is None and not r.optional]
+                   if r.bench in inputs and values[r.name] is None and not r.optional
+                   and (only is None or r.name in only)]
         if missing:
             print(f"gate: required ratios missing from the JSON: {', '.join(missing)}",
                   file=sys.stderr)
@@ -283,6 +303,10 @@ def rebaseline(runs: list[dict[str, tuple[Path, dict]]], baseline: dict, path: P
     ratios: dict[str, dict] = {}
     for r in RATIOS:
         v = values.get(r.name)
+        if only is not None and r.name not in only:
+            if r.name in old:
+                ratios[r.name] = old[r.name]
+            continue
         if v is None:
             if r.name in old:
                 ratios[r.name] = old[r.name]
@@ -305,7 +329,8 @@ def rebaseline(runs: list[dict[str, tuple[Path, dict]]], baseline: dict, path: P
                   "measured against a baseline in the same run. Regenerate on purpose only: "
                   "see 'Gate' in benchmarks/README.md. 'band' may be edited by hand; "
                   "--rebaseline keeps it."),
-        "measured": {"date": today, "machine": where, "commit": git_commit()},
+        "measured": ({"date": today, "machine": where, "commit": git_commit()}
+                     if only is None or "measured" not in baseline else baseline["measured"]),
         "ratios": ratios,
     }
     path.write_text(json.dumps(out, indent=1) + "\n")
@@ -317,12 +342,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+",
                     help="benchmark JSON files, or directories holding {engine,sweep,"
-                         "distributed,abm}.json")
+                         "distributed,abm,start}.json")
     ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
                     help=f"baseline file (default {DEFAULT_BASELINE.relative_to(HERE.parent)})")
     ap.add_argument("--rebaseline", action="store_true",
                     help="rewrite the baseline from these JSON instead of gating")
+    ap.add_argument("--only", action="append", metavar="RATIO",
+                    help="with --rebaseline: rewrite only this ratio's entry (repeatable)")
     args = ap.parse_args(argv)
+    only = None
+    if args.only:
+        only = set(args.only)
+        unknown = sorted(only - {r.name for r in RATIOS})
+        if unknown or not args.rebaseline:
+            why = (f"unknown ratio {unknown[0]!r}; valid: {', '.join(r.name for r in RATIOS)}"
+                   if unknown else "only with --rebaseline")
+            print(f"gate: --only: {why}", file=sys.stderr)
+            return 2
     if args.rebaseline and len(args.inputs) > 1 and all(Path(p).is_dir() for p in args.inputs):
         runs = [load_inputs([p]) for p in args.inputs]  # one run per directory
     else:
@@ -335,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.rebaseline:
-        return rebaseline(runs, baseline, args.baseline)
+        return rebaseline(runs, baseline, args.baseline, only)
     baseline["_path"] = str(args.baseline)
     return gate(runs[0], baseline)
 

@@ -23,8 +23,13 @@ TYPICAL = {
     "engine_over_lsoda": 85.0, "engine_over_numbalsoda": 3.0, "sweep_over_engine": 0.03,
     "sweep_large_over_engine": 0.11, "sweep_peak_rss_growth": 1.1, "dask_over_local": 0.7,
     "abm_reference_over_kernel": 140.0, "abm_reference_over_kernel_per_cell_step": 500.0,
+    "cli_help_over_import_numpy": 0.4, "cli_validate_over_import_numpy": 6.5,
+    "figure_worst_over_matplotlib": 4.0,
 }
-LOWER_IS_BETTER = {"sweep_peak_rss_growth"}
+START = {"cli_help_over_import_numpy", "cli_validate_over_import_numpy",
+         "figure_worst_over_matplotlib"}
+LOWER_IS_BETTER = {"sweep_peak_rss_growth", *START}
+NOT_TIMED = {"sweep_peak_rss_growth"}  # a slowdown leaves memory growth alone
 
 
 def write_jsons(d: Path, v: dict, slowdown: float = 1.0, numbalsoda: bool = True) -> Path:
@@ -44,6 +49,8 @@ def write_jsons(d: Path, v: dict, slowdown: float = 1.0, numbalsoda: bool = True
         "abm": {"reference": {"ratio_per_lane": v["abm_reference_over_kernel"],
                               "ratio_per_cell_step_vs_default_case":
                                   v["abm_reference_over_kernel_per_cell_step"]}},
+        "start": {"ratios": {k: v[k] for k in START - {"figure_worst_over_matplotlib"}},
+                  "figures": {"worst_ratio": v["figure_worst_over_matplotlib"]}},
     }
     for name, data in files.items():
         (d / f"{name}.json").write_text(json.dumps({"benchmark": name, **common, **data}))
@@ -51,8 +58,10 @@ def write_jsons(d: Path, v: dict, slowdown: float = 1.0, numbalsoda: bool = True
 
 
 def slowed(v: dict, factor: float) -> dict:
-    """What a slowdown of the measured side by ``factor`` does to the speed ratios."""
-    return {k: x if k in LOWER_IS_BETTER else x / factor for k, x in v.items()}
+    """What a slowdown of the measured side by ``factor`` does to the ratios: speed-ups drop,
+    times over a baseline rise, memory growth stays."""
+    return {k: x if k in NOT_TIMED else x * factor if k in LOWER_IS_BETTER else x / factor
+            for k, x in v.items()}
 
 
 def gate(*args) -> subprocess.CompletedProcess:
@@ -78,6 +87,7 @@ def test_rebaseline_writes_every_ratio(baseline):
         assert e["higher_is_better"] == (name not in LOWER_IS_BETTER)
     assert b["ratios"]["engine_over_lsoda"]["band"] == 2.5
     assert b["ratios"]["sweep_over_engine"]["band"] == 3.0
+    assert all(b["ratios"][k]["band"] == 2.5 for k in START)
     assert b["measured"]["date"] and b["measured"]["machine"]
 
 
@@ -85,7 +95,7 @@ def test_passes_on_baseline_like_numbers(tmp_path, baseline):
     # 30 % worse than the baseline everywhere: noise, well inside the band.
     r = gate("--baseline", baseline, write_jsons(tmp_path / "run", slowed(TYPICAL, 1.3)))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "benchmark gate: passed (8 ratios gated)" in r.stdout
+    assert "benchmark gate: passed (11 ratios gated)" in r.stdout
     assert "FAIL" not in r.stdout
 
 
@@ -94,7 +104,7 @@ def test_fails_on_a_slowed_run(tmp_path, baseline):
                                                   slowdown=3.5))
     assert r.returncode == 1, r.stdout + r.stderr
     fails = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("FAIL ")]
-    assert len(fails) == len(TYPICAL) - len(LOWER_IS_BETTER)  # one reason per failing ratio
+    assert len(fails) == len(TYPICAL) - len(NOT_TIMED)  # one reason per failing ratio
     assert any(ln.strip().startswith("FAIL engine_over_lsoda = 24.3 fell below its floor 34.0")
                for ln in fails), r.stdout
     assert "IMMUNOSIM_BENCH_SLOWDOWN=3.5" in r.stdout
@@ -113,6 +123,15 @@ def test_memory_growth_is_gated_upwards(tmp_path, baseline):
     r = gate("--baseline", baseline, write_jsons(tmp_path / "run", v))
     assert r.returncode == 1
     assert "sweep_peak_rss_growth = 1.76 rose above its ceiling 1.65" in r.stdout
+
+
+def test_slow_figure_is_gated_upwards(tmp_path, baseline):
+    v = dict(TYPICAL, figure_worst_over_matplotlib=TYPICAL["figure_worst_over_matplotlib"] * 2.6)
+    r = gate("--baseline", baseline, write_jsons(tmp_path / "run", v))
+    assert r.returncode == 1
+    fails = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("FAIL ")]
+    assert len(fails) == 1, r.stdout
+    assert "figure_worst_over_matplotlib = 10.4 rose above its ceiling 10.0" in fails[0]
 
 
 def test_optional_ratio_absent_is_skipped(tmp_path, baseline):
@@ -150,6 +169,7 @@ def test_committed_baseline_gates_every_required_ratio(tmp_path):
     assert gate(write_jsons(tmp_path / "ok", at_base)).returncode == 0
     r = gate(write_jsons(tmp_path / "slow", slowed(at_base, 3.5)))
     assert r.returncode == 1 and "FAIL engine_over_lsoda" in r.stdout
+    assert "FAIL cli_validate_over_import_numpy" in r.stdout
 
 
 def test_rebaseline_takes_the_median_over_runs(tmp_path):
@@ -172,3 +192,24 @@ def test_rebaseline_keeps_hand_edited_bands(tmp_path, baseline):
     e = json.loads(baseline.read_text())["ratios"]["dask_over_local"]
     assert e["band"] == 4.0
     assert e["value"] == pytest.approx(TYPICAL["dask_over_local"] / 1.2, rel=1e-4)
+
+
+def test_rebaseline_only_rewrites_the_named_ratios(tmp_path, baseline):
+    before = json.loads(baseline.read_text())
+    r = gate("--rebaseline", "--only", "figure_worst_over_matplotlib", "--baseline", baseline,
+             write_jsons(tmp_path / "run", slowed(TYPICAL, 1.5)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = json.loads(baseline.read_text())
+    e = after["ratios"].pop("figure_worst_over_matplotlib")
+    assert e["value"] == pytest.approx(TYPICAL["figure_worst_over_matplotlib"] * 1.5)
+    del before["ratios"]["figure_worst_over_matplotlib"]
+    assert after["ratios"] == before["ratios"] and after["measured"] == before["measured"]
+
+
+def test_rebaseline_only_refuses_an_unknown_ratio(tmp_path, baseline):
+    before = baseline.read_text()
+    r = gate("--rebaseline", "--only", "figure_worst", "--baseline", baseline,
+             write_jsons(tmp_path / "run", TYPICAL))
+    assert r.returncode == 2
+    assert "gate: --only: unknown ratio 'figure_worst'; valid: engine_over_lsoda" in r.stderr
+    assert baseline.read_text() == before
