@@ -49,9 +49,10 @@ def parse_select(items: Sequence[str] | None) -> dict[str, list[str]]:
     return out
 
 
-def _fmt(v) -> str:
-    """``3e5``, ``91``, ``0.15``, names as they are; ``-`` for NaN."""
-    if isinstance(v, (str, np.str_)):
+def format_value(v) -> str:
+    """``3e5``, ``91``, ``0.15``, names (and booleans) as they are; ``-`` for NaN: how the
+    summary (and the HTML report) print a coordinate or a statistic."""
+    if isinstance(v, (str, np.str_, bool, np.bool_)):
         return str(v)
     v = float(v)
     if v != v:
@@ -105,7 +106,7 @@ def _apply_select(ds: xr.Dataset, select: Mapping[str, list[str]]) -> xr.Dataset
                               f"result; valid: {', '.join(valid)}")
         hit = _matches(ds[name], wanted)
         if not hit.any():
-            shown = ", ".join(_fmt(v) for v in np.unique(ds[name].values)[:12])
+            shown = ", ".join(format_value(v) for v in np.unique(ds[name].values)[:12])
             raise SelectError(f"--select: {name} = {','.join(wanted)} is not in the result; "
                               f"valid: {shown}")
         (dim,) = ds[name].dims
@@ -159,10 +160,10 @@ class _Column:
 def _axis_cell(ds: xr.Dataset, name: str) -> str:
     vals = np.unique(np.asarray(ds[name].values))
     if vals.size == 1:
-        return _fmt(vals[0])
+        return format_value(vals[0])
     if vals.dtype.kind in "USO":
         return f"{vals.size} values"
-    return f"{_fmt(vals.min())}..{_fmt(vals.max())} ({vals.size} values)"
+    return f"{format_value(vals.min())}..{format_value(vals.max())} ({vals.size} values)"
 
 
 def _rows(columns: dict[str, xr.Dataset], axes: list[str], follow_up: float) -> pd.DataFrame:

@@ -42,6 +42,7 @@ import xarray as xr
 from ..errors import ImmunosimError
 from ..experiments.results import open_result
 from ..experiments.stochastic import probability_frame
+from ..experiments.summary import format_value as _num
 from ..experiments.summary import summary_tables
 from ..plotting import parse_select, select_subgroup
 from ..plotting._select import resolve_select
@@ -68,20 +69,6 @@ class ReportError(ImmunosimError, ValueError):
 
 
 # --- formatting ---------------------------------------------------------------------------------
-
-
-def _num(v) -> str:
-    """``0.06``, ``3e5``, ``240``, names as they are, ``-`` for NaN (as the summary prints)."""
-    if isinstance(v, (str, np.str_, bool, np.bool_)):
-        return str(v)
-    v = float(v)
-    if v != v:
-        return "-"
-    text = f"{v:.4g}"
-    if "e" in text:
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return text
 
 
 def _html_table(df: pd.DataFrame, table_id: str, index: bool = True, kind: str = "data") -> str:
