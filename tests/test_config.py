@@ -777,3 +777,13 @@ def test_axis_name_of_another_result_dimension_or_variable_is_refused(name):
     with pytest.raises(ConfigError, match=rf"^sweep\.axes\.{name}: '{name}' is already a "
                                           "dimension or variable of the result"):
         parse_config(d)
+
+
+def test_a_huge_cohort_cv_is_refused_before_sampling():
+    """cv = 1e200 passed validation (its lognormal's domain share is 0) and crashed at sweep
+    time with an OverflowError from cv**2 in the sampler."""
+    from immunosim.experiments.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"^cohort\.parameters\.activation_rate\.cv: 1e\+200 is"):
+        parse_config({"cohort": {"size": 3, "parameters": {"activation_rate": {
+            "distribution": "lognormal", "median": 0.1, "cv": 1e200}}}})

@@ -582,7 +582,8 @@ class DistributionConfig(_Strict):
 
     distribution: Literal["lognormal", "normal", "uniform", "truncnormal"]
     median: Pos | None = None
-    cv: Pos | None = None
+    #: A CV above 100 (log-SD 3: the middle 95% spanning a factor of 1e5) is not a cohort spread.
+    cv: Annotated[Float, Field(gt=0, le=100)] | None = None
     mean: Float | None = None
     sd: Pos | None = None
     low: Float | None = None
