@@ -58,12 +58,17 @@ def test_gaussian_copula_correlation():
 
 
 def test_non_positive_definite_correlations_rejected():
-    cfg = CohortConfig.model_validate({"size": 2, "parameters": {
+    """Refused when the config is validated; the sampler's own check (which also guards the
+    correlations of posterior draws) still holds for a config built without validation."""
+    bad = [["activation_rate", "repair_rate", 0.95], ["activation_rate", "gc_to_memory", 0.95],
+           ["repair_rate", "gc_to_memory", -0.95]]
+    data = {"size": 2, "parameters": {
         k: {"distribution": "uniform", "low": 0.01, "high": 0.02}
-        for k in ("activation_rate", "repair_rate", "gc_to_memory")},
-        "correlations": [["activation_rate", "repair_rate", 0.95],
-                         ["activation_rate", "gc_to_memory", 0.95],
-                         ["repair_rate", "gc_to_memory", -0.95]]})
+        for k in ("activation_rate", "repair_rate", "gc_to_memory")}}
+    with pytest.raises(ValueError, match="not positive definite"):
+        CohortConfig.model_validate({**data, "correlations": bad})
+    cfg = CohortConfig.model_validate(data).model_copy(
+        update={"correlations": [tuple(c) for c in bad]})
     with pytest.raises(ConfigError, match="not positive definite"):
         sample_cohort(cfg, BASE, seed=0)
 

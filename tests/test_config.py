@@ -787,3 +787,20 @@ def test_a_huge_cohort_cv_is_refused_before_sampling():
     with pytest.raises(ConfigError, match=r"^cohort\.parameters\.activation_rate\.cv: 1e\+200 is"):
         parse_config({"cohort": {"size": 3, "parameters": {"activation_rate": {
             "distribution": "lognormal", "median": 0.1, "cv": 1e200}}}})
+
+
+def test_correlations_that_cannot_hold_together_are_refused_by_validate():
+    """Three pairs each in (-1, 1) but no correlation matrix: refused when the config is read
+    (it used to pass validate and fail only when the cohort was sampled)."""
+    from immunosim.experiments.config import ConfigError, parse_config
+
+    d = {"distribution": "lognormal", "median": 0.1, "cv": 0.3}
+    cohort = {"size": 3, "parameters": {"activation_rate": d, "msc_response": d,
+                                        "reg_half_life": {**d, "median": 150}},
+              "correlations": [["activation_rate", "msc_response", 0.9],
+                               ["activation_rate", "reg_half_life", 0.9],
+                               ["msc_response", "reg_half_life", -0.9]]}
+    with pytest.raises(ConfigError, match=r"^cohort\.correlations: .*not positive definite"):
+        parse_config({"cohort": cohort})
+    cohort["correlations"][2][2] = 0.8  # consistent
+    parse_config({"cohort": cohort})

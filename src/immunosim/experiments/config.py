@@ -761,6 +761,14 @@ class CohortConfig(_Strict):
             if a == b or not -1 < r < 1:
                 raise ValueError(f"correlations: [{a!r}, {b!r}, {r!r}] needs two different "
                                  "parameters and -1 < r < 1")
+        if self.correlations:  # each pair may be valid and the matrix still not a correlation
+            names = list(self.parameters)
+            corr = np.eye(len(names))
+            for a, b, r in self.correlations:
+                corr[names.index(a), names.index(b)] = corr[names.index(b), names.index(a)] = r
+            if np.linalg.eigvalsh(corr).min() <= 1e-12:
+                raise ValueError("correlations: the correlation matrix is not positive definite "
+                                 "(these pairs cannot hold together); reduce the correlations")
         if self.posterior is not None:
             self._check_posterior(self.posterior)
         elif self.posterior_draws > 0:
