@@ -583,14 +583,22 @@ KILLED = SMALL.replace("size = 4", "size = 8").replace("chunk_size = 2", "chunk_
 N_BLOCKS = 16
 
 
-def _sweep_process(cfg, out, *, signal_default=False):
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default disposition. A suite started in
+    the background by a non-interactive shell (as CI may start it) ignores SIGINT, children
+    inherit that, and Python then installs no KeyboardInterrupt handler: the sweep would never
+    see the Ctrl-C this test sends (seen in CI: exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sweep_process(cfg, out):
     import immunosim
 
     src = str(Path(immunosim.__file__).parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-m", "immunosim", "sweep", str(cfg), "-o", str(out),
                              "--quiet", "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _state(out) -> dict:
