@@ -237,8 +237,9 @@ def test_calibrate_os_error_is_one_line(tmp_path, monkeypatch, capsys):
     assert str(out) in line and "No space left on device" in line
 
 
-def test_resume_refuses_another_package_version(small, tmp_path, monkeypatch, capsys):
-    out = tmp_path / "out.zarr"
+def _interrupt_after_first_block_data(monkeypatch):
+    """Make the sweep raise KeyboardInterrupt right after writing its first block's data (its
+    marker not yet written); returns the real ``ZarrWriter.write_data`` to restore."""
     real = sw.ZarrWriter.write_data
 
     def stop(self, b, data):
@@ -246,6 +247,12 @@ def test_resume_refuses_another_package_version(small, tmp_path, monkeypatch, ca
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sw.ZarrWriter, "write_data", stop)
+    return real
+
+
+def test_resume_refuses_another_package_version(small, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.zarr"
+    real = _interrupt_after_first_block_data(monkeypatch)
     assert main(["sweep", str(small), "-o", str(out), "--quiet"]) == 130
     monkeypatch.setattr(sw.ZarrWriter, "write_data", real)
     monkeypatch.setattr(sw, "__version__", "0.0.0-other")
@@ -383,13 +390,7 @@ def test_an_interrupted_sweep_releases_its_lock(small, tmp_path, monkeypatch):
     """In a long-lived process (a notebook) an interrupted sweep used to keep ``OUT.lock`` with
     its live pid, so every other process was refused until it exited."""
     out = tmp_path / "out.zarr"
-    real = sw.ZarrWriter.write_data
-
-    def stop(self, b, data):
-        real(self, b, data)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(sw.ZarrWriter, "write_data", stop)
+    _interrupt_after_first_block_data(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         sw.sweep(load_config(small), out, progress=False)
     assert not out.with_name("out.zarr.lock").exists()
