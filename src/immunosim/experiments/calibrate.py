@@ -201,7 +201,7 @@ MIN_SPREAD = 0.1
 
 #: In the rounds around the posterior the ESS floor is this multiple of ``min_ess``: the best fit
 #: sits at the floor, so a margin keeps the posterior draws (which scatter around it) above it.
-ESS_MARGIN = 1.15
+ESS_MARGIN = 1.3
 
 
 @dataclass(frozen=True)
