@@ -216,9 +216,13 @@ class Row:
 def figure_rows(start: dict) -> list[Row]:
     """One ratio per figure family of ``bench_start`` (family over its Matplotlib twin)."""
     fams = _at("figures.families")(start) or {}
-    return [Row(f"figure_{name}_over_matplotlib", x.get("ratio"),
-                f"`{name}` ({x.get('figures', '?')} figure(s)) over its plain Matplotlib twin, "
-                "PNG written (lower is better)", "start") for name, x in fams.items()]
+    rows = []
+    for name, x in fams.items():
+        n = x.get("figures", "?")
+        rows.append(Row(f"figure_{name}_over_matplotlib", x.get("ratio"),
+                        f"`{name}` ({n} figure{'' if n == 1 else 's'}) over its plain "
+                        "Matplotlib twin, PNG written (lower is better)", "start"))
+    return rows
 
 
 def load_dir(d: Path) -> tuple[dict, dict[str, dict]]:

@@ -83,7 +83,9 @@ def test_renders_every_ratio_with_machine_and_versions(tmp_path):
     no_dose = rows["engine_over_lsoda_no_dose"]
     assert no_dose[1] == "5" and no_dose[4] == ""  # measured, not gated
     assert rows["engine_all_threads_over_1_thread"][1] == "1.9"
-    assert rows["figure_survival_over_matplotlib"][1] == "2.25"
+    assert rows["figure_survival_over_matplotlib"][1:3] == [
+        "2.25", "`survival` (2 figures) over its plain Matplotlib twin, PNG written (lower is "
+        "better)"]
     assert rows["dask_over_local"][1] == "-"  # no distributed JSON
     assert rows["likelihood evaluations/s"][1] == "2,500"
     assert rows["bench_abm.py"][-1] == "FAILED (exit 1)"
