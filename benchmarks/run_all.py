@@ -96,6 +96,7 @@ def machine() -> dict:
 def run_benches(out: Path, quick: bool) -> dict:
     """Run every benchmark into ``out``; returns (and writes) ``out/run.json``."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").unlink(missing_ok=True)  # an interrupted run leaves no stale record
     tier = "quick" if quick else "full"
     now = _dt.datetime.now(_dt.timezone.utc)
     record = {"tier": tier, "date": now.isoformat(timespec="seconds"),
