@@ -1,9 +1,9 @@
 """CI gate on benchmark ratios: compare the quick tiers' ratios with a committed baseline.
 
 Reads the JSON written by ``bench_engine.py``, ``bench_sweep.py``, ``bench_distributed.py``,
-``bench_abm.py`` and ``bench_start.py`` (``--json``), extracts a few named *ratios* (each measured
-against a baseline in the same run, never an absolute time), and compares each with
-``benchmarks/baseline.json``:
+``bench_abm.py``, ``bench_start.py`` and ``bench_calibrate.py`` (``--json``), extracts a few
+named *ratios* (each measured against a baseline in the same run, never an absolute time), and
+compares each with ``benchmarks/baseline.json``:
 
 - higher is better (speed-ups): fail if ``ratio < baseline / band``;
 - lower is better (the peak-memory growth of the sweep, start-up and figure times over their
@@ -22,7 +22,7 @@ rewrites only the named ratios' entries and leaves every other entry as it was.
 
 Usage::
 
-    python benchmarks/gate.py DIR                    # DIR/{engine,sweep,distributed,abm,start}.json
+    python benchmarks/gate.py DIR     # DIR/{engine,sweep,distributed,abm,start,calibrate}.json
     python benchmarks/gate.py engine.json abm.json   # named by their "benchmark" key or stem
     python benchmarks/gate.py --rebaseline DIR       # rewrite benchmarks/baseline.json
     python benchmarks/gate.py --rebaseline D1 D2 D3  # from the median over three runs
@@ -48,7 +48,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline.json"
 DEFAULT_BAND = 2.5
-BENCHMARKS = ("engine", "sweep", "distributed", "abm", "start")
+BENCHMARKS = ("engine", "sweep", "distributed", "abm", "start", "calibrate")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,10 @@ RATIOS: tuple[Ratio, ...] = (
           _path("figures", "worst_ratio"),
           "the slowest figure family over a plain Matplotlib figure of the same axes and lines, "
           "PNG written, best of 3 (lower is better)", higher_is_better=False),
+    Ratio("calibrate_cloud_over_engine", "calibrate", "ratio_cloud_over_engine",
+          _path("ratio_cloud_over_engine"),
+          "calibration path (simulate_cloud) virtual patients/s over the raw engine's on the "
+          "same patients and arms"),
 )
 
 
@@ -342,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+",
                     help="benchmark JSON files, or directories holding {engine,sweep,"
-                         "distributed,abm,start}.json")
+                         "distributed,abm,start,calibrate}.json")
     ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
                     help=f"baseline file (default {DEFAULT_BASELINE.relative_to(HERE.parent)})")
     ap.add_argument("--rebaseline", action="store_true",

@@ -24,7 +24,7 @@ TYPICAL = {
     "sweep_large_over_engine": 0.11, "sweep_peak_rss_growth": 1.1, "dask_over_local": 0.7,
     "abm_reference_over_kernel": 140.0, "abm_reference_over_kernel_per_cell_step": 500.0,
     "cli_help_over_import_numpy": 0.4, "cli_validate_over_import_numpy": 6.5,
-    "figure_worst_over_matplotlib": 4.0,
+    "figure_worst_over_matplotlib": 4.0, "calibrate_cloud_over_engine": 0.35,
 }
 START = {"cli_help_over_import_numpy", "cli_validate_over_import_numpy",
          "figure_worst_over_matplotlib"}
@@ -51,6 +51,7 @@ def write_jsons(d: Path, v: dict, slowdown: float = 1.0, numbalsoda: bool = True
                                   v["abm_reference_over_kernel_per_cell_step"]}},
         "start": {"ratios": {k: v[k] for k in START - {"figure_worst_over_matplotlib"}},
                   "figures": {"worst_ratio": v["figure_worst_over_matplotlib"]}},
+        "calibrate": {"ratio_cloud_over_engine": v["calibrate_cloud_over_engine"]},
     }
     for name, data in files.items():
         (d / f"{name}.json").write_text(json.dumps({"benchmark": name, **common, **data}))
@@ -95,7 +96,7 @@ def test_passes_on_baseline_like_numbers(tmp_path, baseline):
     # 30 % worse than the baseline everywhere: noise, well inside the band.
     r = gate("--baseline", baseline, write_jsons(tmp_path / "run", slowed(TYPICAL, 1.3)))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "benchmark gate: passed (11 ratios gated)" in r.stdout
+    assert "benchmark gate: passed (12 ratios gated)" in r.stdout
     assert "FAIL" not in r.stdout
 
 
@@ -170,6 +171,7 @@ def test_committed_baseline_gates_every_required_ratio(tmp_path):
     r = gate(write_jsons(tmp_path / "slow", slowed(at_base, 3.5)))
     assert r.returncode == 1 and "FAIL engine_over_lsoda" in r.stdout
     assert "FAIL cli_validate_over_import_numpy" in r.stdout
+    assert "FAIL calibrate_cloud_over_engine" in r.stdout
 
 
 def test_rebaseline_takes_the_median_over_runs(tmp_path):
