@@ -69,3 +69,21 @@ def test_a_diseased_state_beyond_the_scan_grid_is_found():
     for states, alone in zip(ss.steady_states_batch(mixed), one_by_one):
         assert [s.antigen for s in states] == [s.antigen for s in alone]
         assert [s.antigen for s in states] == sorted(s.antigen for s in states)
+
+
+def test_diseased_states_do_not_depend_on_the_chunk(monkeypatch):
+    """Rows are solved DISEASED_CHUNK at a time: chunk edges (7 rows, a remainder of 3) give
+    the same states and flags as one call."""
+    import immunosim.model.steady_states as ss
+
+    rng = np.random.default_rng(3)
+    base = m.PARAMETERS.vector({})
+    rows = np.tile(base, (24, 1))
+    i = m.PARAMETERS.index["activation_rate"]
+    rows[:, i] *= np.exp(0.8 * rng.standard_normal(24))  # some rows without a diseased state
+    one = ss.diseased_states(rows)
+    monkeypatch.setattr(ss, "DISEASED_CHUNK", 7)
+    chunked = ss.diseased_states(rows)
+    assert 0 < one[1].sum() < 24
+    np.testing.assert_array_equal(chunked[1], one[1])
+    np.testing.assert_array_equal(chunked[0], one[0])

@@ -24,20 +24,16 @@ Features = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
                     dict[str, np.ndarray]]
 
 
-def steady_states(params: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Untreated diseased steady states of parameter rows, in chunks.
+def steady_states(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Untreated diseased steady states of parameter rows (solved in chunks, see
+    :func:`~immunosim.model.steady_states.diseased_states`).
 
     Returns
     -------
     y0 : ndarray, shape (N, n_states), NaN where there is none
     ok : ndarray of bool, shape (N,)
     """
-    params = np.atleast_2d(params)
-    y0 = np.full((params.shape[0], m.N_STATES), np.nan)
-    ok = np.zeros(params.shape[0], dtype=bool)
-    for a in range(0, params.shape[0], chunk):
-        y0[a:a + chunk], ok[a:a + chunk] = initial_states(params[a:a + chunk])
-    return y0, ok
+    return initial_states(np.atleast_2d(params))
 
 
 def simulate_patients(cfg: Config, scenario: str, params: np.ndarray, *,

@@ -243,16 +243,23 @@ def _diseased(states: list[SteadyState]) -> np.ndarray | None:
     return stable[-1].y.copy()
 
 
+#: Rows per call of :func:`steady_states_batch` in :func:`diseased_states`. The scan's working
+#: arrays grow with the rows; past a few thousand they leave the cache and the time per row
+#: grows (16,384 rows: 10.8 s in one call, 3.6 s in chunks of 2,048, identical results).
+DISEASED_CHUNK = 2048
+
+
 def diseased_states(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Diseased equilibrium of each row: ``y0 (P, n_states)`` (NaN rows where there is none)
-    and ``ok (P,)``."""
+    and ``ok (P,)``. Rows are solved independently, :data:`DISEASED_CHUNK` at a time."""
     params = np.atleast_2d(params)
     y0 = np.full((params.shape[0], m.N_STATES), np.nan)
     ok = np.zeros(params.shape[0], dtype=bool)
-    for i, states in enumerate(steady_states_batch(params)):
-        y = _diseased(states)
-        if y is not None:
-            y0[i], ok[i] = y, True
+    for a in range(0, params.shape[0], DISEASED_CHUNK):
+        for i, states in enumerate(steady_states_batch(params[a:a + DISEASED_CHUNK]), start=a):
+            y = _diseased(states)
+            if y is not None:
+                y0[i], ok[i] = y, True
     return y0, ok
 
 
