@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     vr.add_argument("-o", "--output", default="docs/validation.md", help="Markdown report")
     vr.add_argument("--draws", type=_positive_int, default=40,
                     help="posterior draws to simulate (at most all in the cohort file)")
-    vr.add_argument("--patients", type=_positive_int, default=500,
+    vr.add_argument("--patients", type=_positive_int, default=2000,
                     help="virtual patients per draw and arm")
     vr.add_argument("--workers", type=_positive_int, default=None, help="engine threads")
 

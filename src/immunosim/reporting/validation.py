@@ -150,7 +150,7 @@ KNOWN_LIMITS = [
 
 def write_validation_report(config: str | Path, cohort: str | Path | None = None,
                             out: str | Path = "docs/validation.md", *, draws: int | None = None,
-                            patients: int = 500, threads: int | None = None,
+                            patients: int = 2000, threads: int | None = None,
                             figures: str | Path | None = None) -> Path:
     """Simulate the calibrated cohort's posterior draws and write the Markdown report.
 
