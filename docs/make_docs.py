@@ -144,7 +144,7 @@ def baseline_figure(path: Path) -> str:
             label="Liang 2010 (n=12): 2.51 +- 1.32")
     ax.set_xlabel("baseline proteinuria (g/24h)")
     ax.legend(fontsize=8)
-    fig.suptitle("Untreated baseline of the example cohort vs the BM-MSC pilot (uncalibrated)")
+    fig.suptitle("Untreated baseline of the calibrated example cohort vs the BM-MSC pilot")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

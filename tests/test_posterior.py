@@ -75,3 +75,17 @@ def test_shares_are_dimensionless_and_inherit_nothing():
         assert set(ci[name].attrs) == {"units", "long_name"} and ci[name].attrs["units"] == "1"
         assert ci[name].attrs["long_name"].startswith("P(remission | response), ")
     assert ci["quantile"].attrs["units"] == "1"
+
+
+def test_a_held_axis_named_like_an_output_does_not_collide():
+    """Old behaviour: a point of a sweep with an ``interval`` axis (the main job's) carries
+    ``interval`` as a scalar coordinate, which collided with the ``interval`` output
+    (MergeError), so ``immunosim sweep`` with posterior draws crashed in its summary."""
+    ds = fake().rename(amount="interval")
+    point = ds.isel(interval=1)
+    ci = credible_interval(point, "remission", keep=())
+    ok = point.status.values == 0
+    per = (point.remission.values & ok).reshape(2, 5, 30).sum((0, 2)) / ok.reshape(
+        2, 5, 30).sum((0, 2))
+    np.testing.assert_allclose(ci.per_draw.values, per)
+    np.testing.assert_allclose(ci.interval.values, np.quantile(per, [0.025, 0.5, 0.975]))

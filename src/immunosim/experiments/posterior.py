@@ -116,7 +116,12 @@ def credible_interval(ds: xr.Dataset, variable: str, *, among: str | None = None
                                                                              "quantile")
     interval.attrs = _share_attrs(variable, among, "quantiles across posterior draws")
     interval["quantile"].attrs = {"units": "1", "long_name": "Quantile across draws"}
-    return xr.Dataset({"per_draw": per, "interval": interval, "pooled": pooled.transpose(*keep)},
+    out = {"per_draw": per, "interval": interval, "pooled": pooled.transpose(*keep)}
+    # a held sweep axis named like an output (dose_timing's ``interval``) is a scalar coordinate
+    # of each share: drop it, or it collides with that output
+    out = {k: v.drop_vars([c for c in out if c in v.coords and c not in v.dims])
+           for k, v in out.items()}
+    return xr.Dataset(out,
                       attrs={"variable": variable, "among": among or "",
                              "n_draws": per.sizes["draw"]})
 
