@@ -45,6 +45,7 @@ from .design import Design, apply_point, expand
 from .results import apply_conventions, parameter_coords
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs, treat
 from .summary import summary_table  # noqa: F401 (re-exported: it was defined here)
+from .zarrstore import ChunkWriter, create_store
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -643,8 +644,6 @@ class ZarrWriter:
         return self
 
     def _create(self) -> None:
-        import dask.array as da
-
         p = self.p
         data = {}
         encoding = {}
@@ -652,13 +651,11 @@ class ZarrWriter:
             shape, fill = _layout(p, dims, dtype)
             lead = len(p.design.dims) + 1  # scenario and the sweep axes: one chunk per value
             chunks = (1,) * lead + (p.block_size,) + shape[lead + 1:]
-            data[name] = (dims, da.full(shape, fill, dtype=dtype, chunks=chunks), attrs)
+            data[name] = (dims, np.broadcast_to(np.array(fill, dtype=dtype), shape), attrs)
             encoding[name] = {"chunks": chunks}
         # Unwritten chunks read as the Zarr fill value: NOT_COMPUTED for status, never 0.
         encoding["status"]["_FillValue"] = NOT_COMPUTED
-        ds = _result_dataset(p, data)
-        ds.to_zarr(self._creating, mode="w", compute=False, encoding=encoding,
-                   consolidated=False, zarr_format=ZARR_FORMAT)
+        create_store(_result_dataset(p, data), self._creating, list(self.vars), encoding)
         os.replace(self._creating, self.work)  # atomic: ``work`` is complete or absent
         self.markers.mkdir(exist_ok=True)
 
@@ -677,15 +674,15 @@ class ZarrWriter:
     def write_data(self, b: Block, data: dict) -> None:
         """Write the block's regions of every variable (whole chunks: a block is one chunk at
         each design point it fills)."""
-        import zarr
-
         if self._arrays is None:  # open once: each lookup of an array reads its metadata
+            import zarr
+
             group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
-            self._arrays = {name: group[name] for name in self.vars}
+            self._arrays = {name: ChunkWriter(group[name]) for name in self.vars}
         for name, arr in self._arrays.items():
-            values = np.asarray(data[name]).astype(arr.dtype, copy=False)
+            values = np.asarray(data[name])
             for idx in _block_regions(self.p, b):
-                arr[idx] = values.reshape(_region_shape(idx, arr.shape))
+                arr.write(idx, values)
 
     def finish(self) -> Path:
         if not self.complete:
