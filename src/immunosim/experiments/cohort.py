@@ -205,10 +205,11 @@ def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) ->
     pending = np.arange(cfg.size)
     for attempt in range(cfg.max_redraws + 1):
         draws = bases[pending].copy()
-        if names:
-            for row, i in enumerate(pending):
-                u = stats.norm.cdf(chol @ rngs[i].standard_normal(len(names)))
-                draws[row, idx] = [d.ppf(x) for d, x in zip(dists, u)]
+        if names:  # each patient's normals from its stream; the transforms over all at once
+            z = np.array([chol @ rngs[i].standard_normal(len(names)) for i in pending])
+            u = stats.norm.cdf(z.reshape(pending.size, len(names)))
+            for k, d in enumerate(dists):
+                draws[:, idx[k]] = d.ppf(u[:, k])
         valid = m.PARAMETERS.in_domain(draws)  # outside a hard domain: redrawn
         ys, ok = diseased_states(np.where(valid[:, None], draws, bases[pending]))
         ok &= valid

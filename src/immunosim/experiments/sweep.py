@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -983,16 +984,77 @@ def _sweep_local(cfg: Config, out: Path | None, lock: OutputLock | None, resume:
     todo = [b for b in p.blocks if b.index not in done]
     chunk = chunk_size or cfg.output.chunk_size
     ndone = sum(b.size for b in p.blocks if b.index in done) * p.replicates
-    with Progress(p.n_computed, ndone, progress, cfg.name, note=shared_note(p)) as bar:
+    with Progress(p.n_computed, ndone, progress, cfg.name, note=shared_note(p)) as bar, \
+            BackgroundWrites(writer, lambda b: bar.update(b.size * p.replicates)) as writes:
         buffer = None  # the engine's output, reused by every batch (no fresh pages per batch)
         for batch in _batches(p, todo, chunk):
             runs = sum(b.size for b in batch)
             if buffer is None or buffer.shape[0] < runs:
                 buffer = np.empty((runs, len(p.t_assess), m.N_STATES))
-            for b, data in zip(batch, compute_batch(p, batch, threads=workers, buffer=buffer)):
-                writer.write(b, data)
-                bar.update(b.size * p.replicates)
+            writes.submit(batch, compute_batch(p, batch, threads=workers, buffer=buffer))
     return writer.finish()
+
+
+class BackgroundWrites:
+    """Writes each batch's blocks on one background thread while the next batch is computed.
+
+    The engine releases the GIL, so compressing and writing the chunks of batch k (and waiting
+    for the disk) overlaps with the integration of batch k + 1. At most one batch is in flight:
+    :meth:`submit` first waits for the previous one and raises its error (or
+    KeyboardInterrupt) in the caller. Leaving the ``with`` block on an exception, the thread
+    ends the block it is writing and stops; the exception then goes on. Blocks are written in
+    order, each with ``writer.write`` (its data, then its marker), so an interrupted batch
+    leaves whole blocks with their markers and blocks without them, which ``--resume``
+    recomputes.
+
+    Parameters
+    ----------
+    writer : ZarrWriter or MemoryWriter
+    done : callable, optional
+        Called with each written block, in the caller's thread.
+    """
+
+    def __init__(self, writer, done=None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.writer, self.done = writer, done
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="immunosim-writes")
+        self.pending = None  # (future, blocks) of the batch in flight
+        self.stop = threading.Event()
+
+    def submit(self, blocks: list[Block], results: list[dict]) -> None:
+        """Write ``results`` (one dict per block, as :func:`compute_batch` returns) in the
+        background, once the previous batch is written."""
+        self.wait()
+        self.pending = (self.pool.submit(self._write, blocks, results), blocks)
+
+    def _write(self, blocks: list[Block], results: list[dict]) -> None:
+        for b, data in zip(blocks, results):
+            if self.stop.is_set():
+                return
+            self.writer.write(b, data)
+
+    def wait(self) -> None:
+        """Wait for the batch in flight; raise its error."""
+        if self.pending is None:
+            return
+        future, blocks = self.pending
+        self.pending = None
+        future.result()
+        if self.done is not None:
+            for b in blocks:
+                self.done(b)
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+        finally:
+            self.stop.set()  # no-op after a clean wait; otherwise no block is started
+            self.pool.shutdown(wait=True)
 
 
 def shared_note(p: Plan) -> str:

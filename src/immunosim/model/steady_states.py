@@ -10,8 +10,10 @@ diseased states included, which is what the bistability figure and the virtual c
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .._numba_config import JIT
@@ -25,6 +27,8 @@ _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
 #: are < 1% wide, like the grid's.
 _AG_EXTENSION = np.logspace(np.log10(50.0), 6.0, 1000)
 _BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
+#: Patients per vectorised pass (each temporary of the scan: ``_ROWS`` x 800 floats, 3 MB).
+_ROWS = 512
 #: States whose stability decides healthy vs diseased (all but the drug doses and exposures).
 _DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])
 
@@ -160,7 +164,9 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     """All equilibria of each parameter row, sorted by antigen level (healthy first).
 
     One vectorised pass over patients x grid, then vectorised bisection of every bracketed root
-    of every patient at once; stability from each equilibrium's Jacobian.
+    of every patient at once; stability from each equilibrium's Jacobian. Patients are taken
+    :data:`_ROWS` at a time (the scan's temporaries stay a few MB whatever the cohort), on
+    Numba's number of threads; each row's result does not depend on the others.
 
     Parameters
     ----------
@@ -171,8 +177,12 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     list (length P) of lists of SteadyState
     """
     params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-    with np.errstate(all="ignore"):  # hostile parameters: overflow gives no root, not a warning
-        return _steady_states_batch(params)
+    parts = [params[a:a + _ROWS] for a in range(0, params.shape[0], _ROWS)]
+    threads = min(len(parts), numba.get_num_threads())
+    if threads <= 1:
+        return [s for part in parts for s in _steady_states_batch(part)]
+    with ThreadPoolExecutor(threads) as pool:  # numpy and the Jacobian kernel release the GIL
+        return [s for found in pool.map(_steady_states_batch, parts) for s in found]
 
 
 def _brackets(grid: np.ndarray, params: np.ndarray, rows: np.ndarray):
@@ -184,6 +194,11 @@ def _brackets(grid: np.ndarray, params: np.ndarray, rows: np.ndarray):
 
 
 def _steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
+    with np.errstate(all="ignore"):  # hostile parameters: overflow gives no root, not a warning
+        return _steady_states_rows(params)
+
+
+def _steady_states_rows(params: np.ndarray) -> list[list[SteadyState]]:
     pi, lo, hi, f_lo, end = _brackets(_AG_GRID, params, np.arange(params.shape[0]))
     beyond = np.flatnonzero(end > 0)  # the implied antigen still exceeds the grid's end
     if beyond.size:
