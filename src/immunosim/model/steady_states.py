@@ -27,8 +27,9 @@ _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
 #: are < 1% wide, like the grid's.
 _AG_EXTENSION = np.logspace(np.log10(50.0), 6.0, 1000)
 _BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
-#: Patients per vectorised pass (each temporary of the scan: ``_ROWS`` x 800 floats, 3 MB).
-_ROWS = 512
+#: Patients per vectorised pass: the scan keeps about 25 temporaries of ``_ROWS`` x 800 floats
+#: (20 MB per thread; all patients at once took 160 kB per patient).
+_ROWS = 128
 #: States whose stability decides healthy vs diseased (all but the drug doses and exposures).
 _DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])
 
