@@ -14,7 +14,13 @@ What it measures
 Both sweeps run after a warm-up, so Numba compilation is excluded (its time is printed apart).
 It reports numbers; it asserts nothing about speed.
 
-Usage: ``python benchmarks/bench_sweep.py [--quick] [--json OUT]``
+3. **Memory at scale** (``--memory``, a few minutes; not part of the tiers): peak RSS of sweeps
+   of 1e5 and 1e6 point-patients, outcomes only, each in a fresh process: one cohort of
+   1,000 patients at 100 and at 1,000 design points (MSC amount x number of infusions), one
+   year, blocks of 1,000 patients. Nothing a sweep holds should grow with the points: the
+   ratio should stay within 1.2.
+
+Usage: ``python benchmarks/bench_sweep.py [--quick] [--memory] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -57,6 +63,29 @@ median = 0.6
 cv = 0.5
 [output]
 chunk_size = 256
+"""
+
+#: ``--memory``: 1,000 patients at ``2 * {amounts}`` design points, outcomes only.
+MEMORY_CONFIG = """
+name = "bench_sweep_memory"
+seed = 1
+horizon = 365
+[scenarios.msc]
+msc = {{ amount = 1e6, time = 0, interval = 60, count = 1 }}
+[sweep.axes.amount]
+target = "msc.amount"
+logspace = {{ start = 1e5, stop = 1e7, num = {amounts} }}
+[sweep.axes.n_infusions]
+target = "msc.count"
+values = [1, 2]
+[cohort]
+size = 1000
+[cohort.parameters.activation_rate]
+distribution = "lognormal"
+median = 0.12
+cv = 1.0
+[output]
+chunk_size = 1000
 """
 
 CHILD = r"""
@@ -111,12 +140,41 @@ def engine_same_runs(cfg, workers: int) -> tuple[float, int]:
     return dt, params.shape[0]
 
 
+def memory(workers: int) -> dict:
+    """Peak RSS of sweeps of 1e5 and 1e6 point-patients (fresh processes, outcomes only)."""
+    res = {}
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        for tag, amounts in (("1e5", 50), ("1e6", 500)):
+            cfg = d / f"{tag}.toml"
+            cfg.write_text(MEMORY_CONFIG.format(amounts=amounts))
+            r = child_sweep(cfg, d / f"{tag}.zarr", workers)
+            runs = 2 * amounts * 1000
+            res[f"memory_{tag}_peak_rss_mb"] = r["maxrss_mb"]
+            res[f"memory_{tag}_runs_per_s"] = runs / r["seconds"]
+            print(f"  {runs:>9,} point-patients: peak RSS {r['maxrss_mb']:5.0f} MB, "
+                  f"{r['seconds']:6.1f} s ({runs / r['seconds']:.0f} runs/s)", flush=True)
+    res["memory_rss_ratio_1e6_over_1e5"] = (res["memory_1e6_peak_rss_mb"]
+                                            / res["memory_1e5_peak_rss_mb"])
+    print(f"  peak RSS ratio 1e6 / 1e5: {res['memory_rss_ratio_1e6_over_1e5']:.2f}")
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CI tier: small cohorts")
     ap.add_argument("--json", help="write the numbers to this file")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--memory", action="store_true",
+                    help="only the peak RSS of sweeps of 1e5 and 1e6 point-patients (minutes)")
     args = ap.parse_args(argv)
+    if args.memory:
+        print(f"sweep memory benchmark ({args.workers} threads)")
+        res = {"workers": args.workers, "tier": "memory", "benchmark": "sweep",
+               **memory(args.workers)}
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        return 0
     n_small = 20 if args.quick else 100
     from immunosim.experiments.config import load_config
 
