@@ -46,7 +46,7 @@ from .design import Design, apply_point, expand
 from .results import apply_conventions, parameter_coords
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs, treat
 from .summary import summary_table  # noqa: F401 (re-exported: it was defined here)
-from .zarrstore import ChunkWriter, create_store
+from .zarrstore import ChunkWriter, create_store, region_shape
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -495,12 +495,6 @@ def _block_regions(p: Plan, b: Block) -> Iterator[tuple[slice, ...]]:
         yield tuple(region[d] for d in p.dims)
 
 
-def _region_shape(idx: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shape of ``array[idx]`` for slices ``idx`` over the leading axes of ``shape``."""
-    lead = tuple(len(range(*s.indices(n))) for s, n in zip(idx, shape))
-    return lead + tuple(shape[len(idx):])
-
-
 def _layout(p: Plan, dims: tuple[str, ...], dtype: np.dtype) -> tuple[tuple[int, ...], object]:
     """Full shape of a result variable and its fill value (before any block is written)."""
     extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
@@ -526,7 +520,7 @@ class MemoryWriter:
     def write(self, b: Block, data: dict) -> None:
         for idx in _block_regions(self.p, b):
             for name, arr in self.arrays.items():
-                arr[idx] = np.asarray(data[name]).reshape(_region_shape(idx, arr.shape))
+                arr[idx] = np.asarray(data[name]).reshape(region_shape(idx, arr.shape))
 
     def finish(self) -> xr.Dataset:
         return _result_dataset(self.p, {n: (v[0], self.arrays[n], v[2])
@@ -656,7 +650,8 @@ class ZarrWriter:
             encoding[name] = {"chunks": chunks}
         # Unwritten chunks read as the Zarr fill value: NOT_COMPUTED for status, never 0.
         encoding["status"]["_FillValue"] = NOT_COMPUTED
-        create_store(_result_dataset(p, data), self._creating, list(self.vars), encoding)
+        create_store(_result_dataset(p, data), self._creating, list(self.vars), encoding,
+                     zarr_format=ZARR_FORMAT)
         os.replace(self._creating, self.work)  # atomic: ``work`` is complete or absent
         self.markers.mkdir(exist_ok=True)
 

@@ -27,7 +27,7 @@ import xarray as xr
 
 
 def create_store(ds: xr.Dataset, path: Path, empty: Sequence[str],
-                 encoding: Mapping[str, dict]) -> None:
+                 encoding: Mapping[str, dict], zarr_format: int = 2) -> None:
     """Write ``ds`` to a new Zarr format 2 store at ``path``, its variables ``empty`` without
     their values.
 
@@ -49,10 +49,15 @@ def create_store(ds: xr.Dataset, path: Path, empty: Sequence[str],
         Variables written as metadata only.
     encoding : mapping
         xarray's ``to_zarr`` encoding of the ``empty`` variables; each gives ``chunks``.
+    zarr_format : int
+        2 (the only format whose metadata this writes).
     """
     import zarr
     from zarr.core.buffer import default_buffer_prototype
 
+    if zarr_format != 2:
+        raise ValueError(f"zarr_format: {zarr_format!r}; create_store writes Zarr format 2 "
+                         "stores only")
     path = Path(path)
     ds.drop_vars(empty).to_zarr(path, mode="w", consolidated=False, zarr_format=2)
     mini = ds.isel({d: slice(0, 1) for d in ds.dims})
@@ -75,7 +80,9 @@ def create_store(ds: xr.Dataset, path: Path, empty: Sequence[str],
 
 
 class ChunkWriter:
-    """Writes whole chunks of one Zarr array.
+    """Writes whole chunks of one Zarr array as zarr would write them (see the module
+    docstring); anything else (part of a chunk, an array it cannot write as zarr does) through
+    ``array[region] = values``.
 
     Parameters
     ----------
@@ -105,7 +112,7 @@ class ChunkWriter:
         (the others whole), covering whole chunks (at the array's edge, up to its end);
         ``values`` has the region's size."""
         if not self.fast:
-            self.array[region] = np.reshape(values, _region_shape(region, self.shape))
+            self.array[region] = np.reshape(values, region_shape(region, self.shape))
             return
         bounds = [s.indices(n)[:2] for s, n in zip(region, self.shape)]
         bounds += [(0, n) for n in self.shape[len(bounds):]]
@@ -113,7 +120,7 @@ class ChunkWriter:
         if not all(a % c == 0 and (b - a == c or b == n) for a, b, c, n
                    in zip(starts, stops, self.chunks, self.shape)):
             # part of a chunk: zarr merges it with the rest
-            self.array[region] = np.reshape(values, _region_shape(region, self.shape))
+            self.array[region] = np.reshape(values, region_shape(region, self.shape))
             return
         index = tuple(a // c for a, c in zip(starts, self.chunks))
         self._put(index, self._chunk(values, tuple(b - a for a, b in zip(starts, stops))))
@@ -149,7 +156,7 @@ class ChunkWriter:
             raise
 
 
-def _region_shape(region: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+def region_shape(region: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
     """Shape of ``array[region]`` for slices ``region`` over the leading axes of ``shape``."""
     lead = tuple(len(range(*s.indices(n))) for s, n in zip(region, shape))
     return lead + tuple(shape[len(region):])
