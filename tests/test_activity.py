@@ -110,3 +110,33 @@ def test_score_items_matches_its_per_item_twin_on_random_states():
     np.testing.assert_array_equal(s["items"][~bad], (present * bits).sum(axis=1)[~bad])
     assert np.isnan(s["score"][bad]).all() and (s["items"][bad] == 0).all()
     assert np.unique(s["score"][~bad]).size > 10 and present.any(axis=0).all()  # all items seen
+
+
+def test_score_items_uses_each_runs_parameters_on_run_by_time_states():
+    """A sweep scores states ``(runs, times, n_states)`` with one parameter row per run: each
+    run's items follow its own susceptibilities, thresholds and glucocorticoid effect (the
+    read-outs of :func:`readouts`, value for value), non-finite states score NaN."""
+    rng = np.random.default_rng(3)
+    runs, times = 40, 30
+    p = np.tile(P, (runs, 1))
+    for name, lo, hi in (("renal_susceptibility", 0.2, 3.0), ("extrarenal_susceptibility", 0.2,
+                                                                3.0), ("ic_k50", 1.5, 6.0),
+                         ("gc_emax_renal", 0.0, 0.9), ("proteinuria_max", 0.5, 3.0)):
+        p[:, m.PARAMETERS.index[name]] = rng.uniform(lo, hi, runs)
+    y = np.tile(healthy_state(), (runs, times, 1))
+    y[..., m.IC] = rng.uniform(0, 12, (runs, times))
+    y[..., m.INFLAMMATION] = rng.uniform(0, 7, (runs, times))
+    y[..., m.DAMAGE] = rng.uniform(0, 1, (runs, times))
+    y[..., m.GC] = rng.uniform(0, 60, (runs, times))
+    y[..., m.ANTI_DSDNA] = rng.uniform(0, 80, (runs, times))
+    y[..., m.C3] = rng.uniform(40, 140, (runs, times))
+    y[5, 7, m.B_GC] = np.inf
+    s = act.score_items(y, p, bits=np.array([1 << k for k in range(len(act.ITEMS))]))
+    present = act.item_presence(act.readouts(y, p))  # (runs, times, items), run by run
+    w = np.array([it.points for it in act.ITEMS], dtype=float)
+    ok = np.isfinite(y).all(axis=-1)
+    np.testing.assert_array_equal(s["score"][ok], (present @ w)[ok])
+    np.testing.assert_array_equal(s["items"][ok], (present * (1 << np.arange(w.size))).sum(-1)[ok])
+    assert np.isnan(s["score"][5, 7]) and s["items"][5, 7] == 0 and (~ok).sum() == 1
+    one = act.score_items(y[9], p[9])  # a run alone, its parameters as a vector
+    np.testing.assert_array_equal(one["score"], s["score"][9])

@@ -129,3 +129,37 @@ def test_posterior_rows_are_evenly_spaced():
     assert [c.parameters["reg_induction"].median for c in cfgs] == [0.4, 0.6]
     assert [c.correlations[0][2] for c in cfgs] == [0.2, -0.3]
     assert all(c.posterior is None and c.posterior_draws == 0 for c in cfgs)
+
+
+def test_patients_are_drawn_as_one_by_one_from_their_own_streams():
+    """The sampler draws every pending patient's normals from its stream, then transforms them
+    all at once: each patient's parameters and redraws are, bit for bit, those of drawing the
+    patients one by one, each from a generator kept across its redraws."""
+    from immunosim.experiments.cohort import (
+        COHORT_STREAM,
+        correlation_cholesky,
+        frozen_distribution,
+    )
+    from immunosim.model.steady_states import diseased_states
+
+    cfg = cohort_cfg(30, correlations=[["activation_rate", "repair_rate", 0.5]])
+    cfg.parameters["activation_rate"] = cfg.parameters["activation_rate"].model_copy(
+        update={"cv": 1.5})  # wide: some draws have no diseased state and are redrawn
+    names = list(cfg.parameters)
+    dists = [frozen_distribution(cfg.parameters[n]) for n in names]
+    chol = correlation_cholesky(cfg)
+    params, redraws = [], []
+    for i in range(cfg.size):
+        rng = np.random.default_rng(np.random.SeedSequence(9, spawn_key=(COHORT_STREAM, i)))
+        for attempt in range(cfg.max_redraws + 1):
+            q = BASE.copy()
+            u = stats.norm.cdf(chol @ rng.standard_normal(len(names)))
+            q[[I[n] for n in names]] = [d.ppf(x) for d, x in zip(dists, u)]
+            if diseased_states(q[None])[1][0]:
+                params.append(q)
+                redraws.append(attempt)
+                break
+    c = sample_cohort(cfg, BASE, seed=9)
+    assert sum(redraws) > 0
+    np.testing.assert_array_equal(c.redraws, redraws)
+    np.testing.assert_array_equal(c.params, np.array(params))

@@ -71,19 +71,27 @@ def test_a_diseased_state_beyond_the_scan_grid_is_found():
         assert [s.antigen for s in states] == sorted(s.antigen for s in states)
 
 
-def test_diseased_states_do_not_depend_on_the_chunk(monkeypatch):
-    """Rows are solved DISEASED_CHUNK at a time: chunk edges (7 rows, a remainder of 3) give
-    the same states and flags as one call."""
-    import immunosim.model.steady_states as ss
+def test_rows_in_passes_and_threads_give_the_same_states(monkeypatch):
+    """The cohort's scan takes patients ``_ROWS`` at a time, on several threads: each patient's
+    equilibria are the same, bit for bit, as in one pass on one thread."""
+    import numba
 
-    rng = np.random.default_rng(3)
-    base = m.PARAMETERS.vector({})
-    rows = np.tile(base, (24, 1))
-    i = m.PARAMETERS.index["activation_rate"]
-    rows[:, i] *= np.exp(0.8 * rng.standard_normal(24))  # some rows without a diseased state
-    one = ss.diseased_states(rows)
-    monkeypatch.setattr(ss, "DISEASED_CHUNK", 7)
-    chunked = ss.diseased_states(rows)
-    assert 0 < one[1].sum() < 24
-    np.testing.assert_array_equal(chunked[1], one[1])
-    np.testing.assert_array_equal(chunked[0], one[0])
+    from immunosim.model import steady_states as ss
+    from tests.conftest import random_parameter_points
+
+    ps = random_parameter_points(23, seed=4)
+    y1, ok1 = diseased_states(ps)  # 23 rows < _ROWS: one pass
+    all1 = ss.steady_states_batch(ps)
+    monkeypatch.setattr(ss, "_ROWS", 4)
+    for threads in (1, 2):
+        monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
+        y, ok = diseased_states(ps)
+        np.testing.assert_array_equal(ok, ok1)
+        np.testing.assert_array_equal(y, y1)
+        every = ss.steady_states_batch(ps)
+        assert [len(row) for row in every] == [len(row) for row in all1]
+        for got, want in zip(every, all1):
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal([*a.y, a.leading_eigenvalue],
+                                              [*b.y, b.leading_eigenvalue])
+    assert ok1.any() and not ok1.all()  # both kinds of patient, in several passes

@@ -486,3 +486,83 @@ landmarks = [60, 120]
     assert not (uc == uc.isel(potency=0)).all()
     _every_point_computed(monkeypatch)
     xr.testing.assert_identical(sweep(cfg, progress=False), shared)
+
+
+class _SlowWriter:
+    """Records each block's write; each write takes ``delay`` s; raises at block ``fail``."""
+
+    def __init__(self, delay=0.0, fail=None):
+        self.delay, self.fail = delay, fail
+        self.started, self.finished = [], []
+
+    def write(self, b, data):
+        self.started.append(b)
+        if b == self.fail:
+            raise OSError(28, "No space left on device")
+        time.sleep(self.delay)
+        self.finished.append(b)
+
+
+def test_background_writes_raise_the_writer_error_in_the_caller():
+    """An error writing batch k is raised when batch k + 1 is submitted (or at the end);
+    the blocks after the failing one are not written."""
+    from immunosim.experiments.sweep import BackgroundWrites
+
+    w = _SlowWriter(fail=1)
+    seen = []
+    with pytest.raises(OSError, match="No space"), BackgroundWrites(w, seen.append) as writes:
+        writes.submit([0, 1, 2], [{}, {}, {}])
+        writes.submit([3], [{}])
+    assert w.started == [0, 1] and w.finished == [0] and seen == []
+    w = _SlowWriter(fail=3)
+    with pytest.raises(OSError), BackgroundWrites(w, seen.append) as writes:
+        writes.submit([0, 1, 2], [{}, {}, {}])
+        writes.submit([3], [{}])  # the error of the last batch: raised on leaving the block
+    assert seen == [0, 1, 2]  # done() of the batch written, in the caller
+
+
+def test_background_writes_finish_the_block_in_hand_before_an_exception_goes_on():
+    """Interrupted while the thread writes: the exception goes on only once the block being
+    written is whole (data, then marker), and no further block is started (the output lock
+    is released after that, and --resume recomputes the blocks without a marker)."""
+    from immunosim.experiments.sweep import BackgroundWrites
+
+    w = _SlowWriter(delay=0.3)
+    with pytest.raises(KeyboardInterrupt), BackgroundWrites(w) as writes:
+        writes.submit([0, 1, 2], [{}, {}, {}])
+        time.sleep(0.05)  # block 0 is being written
+        raise KeyboardInterrupt
+    assert w.started == [0] and w.finished == [0]
+
+
+def test_a_sweep_interrupted_between_batches_keeps_only_whole_marked_blocks(small_config_path,
+                                                                           tmp_path,
+                                                                           monkeypatch,
+                                                                           reference):
+    """Interrupted while computing batch 3: batch 1 is written with its markers, batch 2 (in
+    flight) has whole blocks with markers or none, batch 3 nothing; --resume computes the
+    others and ends identical."""
+    import immunosim.experiments.sweep as sw
+
+    out = tmp_path / "out.zarr"
+    real = sw.compute_batch
+    calls = []
+
+    def interrupted(p, blocks, **kw):
+        calls.append(blocks)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(p, blocks, **kw)
+
+    monkeypatch.setattr(sw, "compute_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(load_config(small_config_path), out, progress=False)
+    monkeypatch.setattr(sw, "compute_batch", real)
+    markers = sorted(int(f.name.split(".")[0]) for f in
+                     out.with_name("out.zarr.partial-blocks").iterdir())
+    first = [b.index for b in calls[0]]  # waited for before batch 2 was submitted
+    assert markers[:len(first)] == first
+    assert set(markers) <= {b.index for batch in calls[:2] for b in batch}
+    assert not out.with_name("out.zarr.lock").exists()
+    sweep(load_config(small_config_path), out, resume=True, progress=False)
+    xr.testing.assert_identical(xr.open_zarr(out).load(), reference)

@@ -164,7 +164,9 @@ def classify_batch(t, score, items, pred, origin, death, horizon, landmarks, par
 @JIT_PARALLEL
 def check_items_batch(score, items, sero, weights, serology_mask, valid, first_bad):
     """Per run, the first assessment whose bitmask sets bits beyond the table (column 0), whose
-    score (1) or serological points (2) differ from the weights of its items; -1 if none."""
+    score (1) or serological points (2) differ from the weights of its items; -1 if none. An
+    assessment equal to the one before it (items, score and serology points: most days) is
+    not checked again: it fails where that one did, and only the first failure counts."""
     n_items = weights.size
     for r in prange(score.shape[0]):
         first_bad[r, :] = -1
@@ -172,6 +174,9 @@ def check_items_batch(score, items, sero, weights, serology_mask, valid, first_b
             continue
         for j in range(score.shape[1]):
             bits = items[r, j]
+            if j > 0 and bits == items[r, j - 1] and score[r, j] == score[r, j - 1] \
+                    and sero[r, j] == sero[r, j - 1]:
+                continue
             if (bits < 0 or (bits >> n_items) != 0) and first_bad[r, 0] < 0:
                 first_bad[r, 0] = j
             total = total_sero = 0.0

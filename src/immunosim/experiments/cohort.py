@@ -185,6 +185,16 @@ def _bases(cfg: CohortConfig, base: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _normals(seed: int, i: int, k: int, attempt: int) -> np.ndarray:
+    """Patient ``i``'s ``k`` standard normals of draw number ``attempt`` (0 first): its
+    stream replayed from the start, so no generator is kept per patient between rounds (about
+    1 kB each)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
+    for _ in range(attempt):
+        rng.standard_normal(k)
+    return rng.standard_normal(k)
+
+
 def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) -> Cohort:
     """One cohort of ``cfg.size`` patients (the point cohort, or one posterior draw's).
 
@@ -196,8 +206,6 @@ def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) ->
     idx = [m.PARAMETERS.index[n] for n in names]
     dists = [frozen_distribution(cfg.parameters[n]) for n in names]
     chol = correlation_cholesky(cfg, draw) if names else np.zeros((0, 0))
-    rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(COHORT_STREAM, i)))
-            for i in range(cfg.size)]
     bases = _bases(cfg, base)
     params = np.empty((cfg.size, base.size))
     y0 = np.empty((cfg.size, m.N_STATES))
@@ -205,10 +213,11 @@ def _sample(cfg: CohortConfig, base: np.ndarray, seed: int, draw: int | None) ->
     pending = np.arange(cfg.size)
     for attempt in range(cfg.max_redraws + 1):
         draws = bases[pending].copy()
-        if names:
-            for row, i in enumerate(pending):
-                u = stats.norm.cdf(chol @ rngs[i].standard_normal(len(names)))
-                draws[row, idx] = [d.ppf(x) for d, x in zip(dists, u)]
+        if names:  # each patient's normals from its stream; the transforms over all at once
+            z = np.array([chol @ _normals(seed, i, len(names), attempt) for i in pending])
+            u = stats.norm.cdf(z.reshape(pending.size, len(names)))
+            for k, d in enumerate(dists):
+                draws[:, idx[k]] = d.ppf(u[:, k])
         valid = m.PARAMETERS.in_domain(draws)  # outside a hard domain: redrawn
         ys, ok = diseased_states(np.where(valid[:, None], draws, bases[pending]))
         ok &= valid

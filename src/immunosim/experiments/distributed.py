@@ -40,6 +40,7 @@ from ..model import sle_msc as m
 from .config import Config
 from .progress import Progress
 from .sweep import (
+    BackgroundWrites,
     Block,
     Plan,
     SweepError,
@@ -155,21 +156,31 @@ def run_blocks(name: str, indices: tuple[int, ...]) -> dict:
     p = s.plan
     blocks = [p.blocks[i] for i in indices]
     runs = sum(b.patients.stop - b.patients.start for b in blocks)
-    written = []
+    task = _TaskWriter(s.writer)
     t = time.perf_counter()
-    with _COMPUTE:
+    with _COMPUTE, BackgroundWrites(task) as writes:  # batch k written while k + 1 computes
         todo = [b for b in blocks if not (s.writer.markers / f"{b.index}.done").exists()]
         buffer = None
         for batch in _batches(p, todo, s.chunk):
             n = sum(b.patients.stop - b.patients.start for b in batch)
             if buffer is None or buffer.shape[0] < n:
                 buffer = np.empty((n, len(p.t_assess), m.N_STATES))
-            for b, data in zip(batch, compute_batch(p, batch, threads=_threads(), buffer=buffer)):
-                s.writer.write_data(b, data)
-                _mark(s.writer.markers, b.index)
-                written.append(b.index)
-    return {"runs": runs, "written": written, "seconds": time.perf_counter() - t,
+            writes.submit(batch, compute_batch(p, batch, threads=_threads(), buffer=buffer))
+    return {"runs": runs, "written": task.written, "seconds": time.perf_counter() - t,
             "pid": os.getpid()}
+
+
+class _TaskWriter:
+    """A task's blocks into the store: data, then the marker (:func:`_mark`)."""
+
+    def __init__(self, writer: ZarrWriter):
+        self.writer = writer
+        self.written: list[int] = []
+
+    def write(self, b: Block, data: dict) -> None:
+        self.writer.write_data(b, data)
+        _mark(self.writer.markers, b.index)
+        self.written.append(b.index)
 
 
 def _run_chunk(fn, args: tuple):

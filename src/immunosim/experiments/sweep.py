@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +46,7 @@ from .design import Design, apply_point, expand
 from .results import apply_conventions, parameter_coords
 from .simulate import dose_table, initial_states, run_batch, save_grid, status_attrs, treat
 from .summary import summary_table  # noqa: F401 (re-exported: it was defined here)
+from .zarrstore import ChunkWriter, create_store, region_shape
 
 #: Zarr format 2: readable by every Zarr library, and it stores fixed-width strings natively.
 ZARR_FORMAT = 2
@@ -493,12 +495,6 @@ def _block_regions(p: Plan, b: Block) -> Iterator[tuple[slice, ...]]:
         yield tuple(region[d] for d in p.dims)
 
 
-def _region_shape(idx: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shape of ``array[idx]`` for slices ``idx`` over the leading axes of ``shape``."""
-    lead = tuple(len(range(*s.indices(n))) for s, n in zip(idx, shape))
-    return lead + tuple(shape[len(idx):])
-
-
 def _layout(p: Plan, dims: tuple[str, ...], dtype: np.dtype) -> tuple[tuple[int, ...], object]:
     """Full shape of a result variable and its fill value (before any block is written)."""
     extra = {"landmark": len(p.config.outcomes.landmarks), "time": p.traj_index.size}
@@ -524,7 +520,7 @@ class MemoryWriter:
     def write(self, b: Block, data: dict) -> None:
         for idx in _block_regions(self.p, b):
             for name, arr in self.arrays.items():
-                arr[idx] = np.asarray(data[name]).reshape(_region_shape(idx, arr.shape))
+                arr[idx] = np.asarray(data[name]).reshape(region_shape(idx, arr.shape))
 
     def finish(self) -> xr.Dataset:
         return _result_dataset(self.p, {n: (v[0], self.arrays[n], v[2])
@@ -643,8 +639,6 @@ class ZarrWriter:
         return self
 
     def _create(self) -> None:
-        import dask.array as da
-
         p = self.p
         data = {}
         encoding = {}
@@ -652,13 +646,12 @@ class ZarrWriter:
             shape, fill = _layout(p, dims, dtype)
             lead = len(p.design.dims) + 1  # scenario and the sweep axes: one chunk per value
             chunks = (1,) * lead + (p.block_size,) + shape[lead + 1:]
-            data[name] = (dims, da.full(shape, fill, dtype=dtype, chunks=chunks), attrs)
+            data[name] = (dims, np.broadcast_to(np.array(fill, dtype=dtype), shape), attrs)
             encoding[name] = {"chunks": chunks}
         # Unwritten chunks read as the Zarr fill value: NOT_COMPUTED for status, never 0.
         encoding["status"]["_FillValue"] = NOT_COMPUTED
-        ds = _result_dataset(p, data)
-        ds.to_zarr(self._creating, mode="w", compute=False, encoding=encoding,
-                   consolidated=False, zarr_format=ZARR_FORMAT)
+        create_store(_result_dataset(p, data), self._creating, list(self.vars), encoding,
+                     zarr_format=ZARR_FORMAT)
         os.replace(self._creating, self.work)  # atomic: ``work`` is complete or absent
         self.markers.mkdir(exist_ok=True)
 
@@ -677,15 +670,15 @@ class ZarrWriter:
     def write_data(self, b: Block, data: dict) -> None:
         """Write the block's regions of every variable (whole chunks: a block is one chunk at
         each design point it fills)."""
-        import zarr
-
         if self._arrays is None:  # open once: each lookup of an array reads its metadata
+            import zarr
+
             group = zarr.open_group(str(self.work), mode="r+", zarr_format=ZARR_FORMAT)
-            self._arrays = {name: group[name] for name in self.vars}
+            self._arrays = {name: ChunkWriter(group[name]) for name in self.vars}
         for name, arr in self._arrays.items():
-            values = np.asarray(data[name]).astype(arr.dtype, copy=False)
+            values = np.asarray(data[name])
             for idx in _block_regions(self.p, b):
-                arr[idx] = values.reshape(_region_shape(idx, arr.shape))
+                arr.write(idx, values)
 
     def finish(self) -> Path:
         if not self.complete:
@@ -986,16 +979,77 @@ def _sweep_local(cfg: Config, out: Path | None, lock: OutputLock | None, resume:
     todo = [b for b in p.blocks if b.index not in done]
     chunk = chunk_size or cfg.output.chunk_size
     ndone = sum(b.size for b in p.blocks if b.index in done) * p.replicates
-    with Progress(p.n_computed, ndone, progress, cfg.name, note=shared_note(p)) as bar:
+    with Progress(p.n_computed, ndone, progress, cfg.name, note=shared_note(p)) as bar, \
+            BackgroundWrites(writer, lambda b: bar.update(b.size * p.replicates)) as writes:
         buffer = None  # the engine's output, reused by every batch (no fresh pages per batch)
         for batch in _batches(p, todo, chunk):
             runs = sum(b.size for b in batch)
             if buffer is None or buffer.shape[0] < runs:
                 buffer = np.empty((runs, len(p.t_assess), m.N_STATES))
-            for b, data in zip(batch, compute_batch(p, batch, threads=workers, buffer=buffer)):
-                writer.write(b, data)
-                bar.update(b.size * p.replicates)
+            writes.submit(batch, compute_batch(p, batch, threads=workers, buffer=buffer))
     return writer.finish()
+
+
+class BackgroundWrites:
+    """Writes each batch's blocks on one background thread while the next batch is computed.
+
+    The engine releases the GIL, so compressing and writing the chunks of batch k (and waiting
+    for the disk) overlaps with the integration of batch k + 1. At most one batch is in flight:
+    :meth:`submit` first waits for the previous one and raises its error (or
+    KeyboardInterrupt) in the caller. Leaving the ``with`` block on an exception, the thread
+    ends the block it is writing and stops; the exception then goes on. Blocks are written in
+    order, each with ``writer.write`` (its data, then its marker), so an interrupted batch
+    leaves whole blocks with their markers and blocks without them, which ``--resume``
+    recomputes.
+
+    Parameters
+    ----------
+    writer : ZarrWriter or MemoryWriter
+    done : callable, optional
+        Called with each written block, in the caller's thread.
+    """
+
+    def __init__(self, writer, done=None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.writer, self.done = writer, done
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="immunosim-writes")
+        self.pending = None  # (future, blocks) of the batch in flight
+        self.stop = threading.Event()
+
+    def submit(self, blocks: list[Block], results: list[dict]) -> None:
+        """Write ``results`` (one dict per block, as :func:`compute_batch` returns) in the
+        background, once the previous batch is written."""
+        self.wait()
+        self.pending = (self.pool.submit(self._write, blocks, results), blocks)
+
+    def _write(self, blocks: list[Block], results: list[dict]) -> None:
+        for b, data in zip(blocks, results):
+            if self.stop.is_set():
+                return
+            self.writer.write(b, data)
+
+    def wait(self) -> None:
+        """Wait for the batch in flight; raise its error."""
+        if self.pending is None:
+            return
+        future, blocks = self.pending
+        self.pending = None
+        future.result()
+        if self.done is not None:
+            for b in blocks:
+                self.done(b)
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+        finally:
+            self.stop.set()  # no-op after a clean wait; otherwise no block is started
+            self.pool.shutdown(wait=True)
 
 
 def shared_note(p: Plan) -> str:

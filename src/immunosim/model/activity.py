@@ -29,7 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import prange
 
+from .._numba_config import JIT_PARALLEL
 from . import sle_msc as m
 
 
@@ -153,43 +155,92 @@ def score_items(y: np.ndarray, p: np.ndarray, bits: np.ndarray | None = None,
                 ) -> dict[str, np.ndarray]:
     """The score, its serology points and (optionally) a bitmask of the items present.
 
-    Accumulates item by item over arrays of shape ``y.shape[:-1]``, never building the
-    ``(..., n_items)`` presence array (a sweep scores every saved day of every run: the
-    3-D array cost more than the integration). :func:`item_presence` is the per-item twin.
+    One compiled pass over the states (:func:`_score_kernel`), never building the read-outs or
+    the ``(..., n_items)`` presence array (a sweep scores every saved day of every run: the
+    3-D array cost more than the integration). It computes the read-outs of :func:`readouts`
+    with the same operations in the same order, so every item is scored on the same values;
+    :func:`item_presence` is the per-item twin.
 
     Parameters
     ----------
     y : ndarray, shape (..., n_states)
     p : ndarray, shape (n_params,) or (P, n_params)
+        A 2-D ``p`` matches the first axis of ``y``.
     bits : ndarray of int64, shape (n_items,), optional
         The bit each item sets in ``items`` (e.g. its place in an instrument's table).
 
     Returns
     -------
-    dict with ``readouts`` (the dict of :func:`readouts`), ``score`` and ``serology_points``
-    (points, ``y.shape[:-1]``; NaN where a state is not finite) and, with ``bits``, ``items``
-    (int64 bitmask, ``y.shape[:-1]``; 0 where a state is not finite).
+    dict with ``score`` and ``serology_points`` (points, ``y.shape[:-1]``; NaN where a state is
+    not finite) and, with ``bits``, ``items`` (int64 bitmask, ``y.shape[:-1]``; 0 where a state
+    is not finite).
     """
-    v = readouts(y, p)
-    bad = ~np.isfinite(np.asarray(y, dtype=float)).all(axis=-1)
-    score = np.zeros(bad.shape)
-    sero = np.zeros(bad.shape)
-    items = None if bits is None else np.zeros(bad.shape, dtype=np.int64)
-    for k, it in enumerate(ITEMS):
-        x = v[it.variable]
-        present = x > it.threshold if it.above else x < it.threshold
-        np.add(score, float(it.points), out=score, where=present)
-        if it.domain == "serology":
-            np.add(sero, float(it.points), out=sero, where=present)
-        if items is not None:
-            np.bitwise_or(items, bits[k], out=items, where=present)
-    score[bad] = np.nan
-    sero[bad] = np.nan
-    out = {"readouts": v, "score": score, "serology_points": sero}
-    if items is not None:
-        items[bad] = 0
-        out["items"] = items
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    shape = y.shape[:-1]
+    rows = p.shape[0] if p.ndim == 2 else 1
+    y3 = np.ascontiguousarray(y).reshape(rows, -1, y.shape[-1])
+    p2 = np.ascontiguousarray(p.reshape(rows, -1))
+    score = np.empty(y3.shape[:2])
+    sero = np.empty(y3.shape[:2])
+    items = np.empty(y3.shape[:2], dtype=np.int64)
+    b = np.zeros(len(ITEMS), dtype=np.int64) if bits is None else np.asarray(bits, np.int64)
+    _score_kernel(y3, p2, _STATE_COLS, _PARAM_COLS, _ITEM_VARIABLE, _THRESHOLD.astype(float),
+                  _ABOVE, ITEM_WEIGHTS, _SEROLOGY, b, score, sero, items)
+    out = {"score": score.reshape(shape), "serology_points": sero.reshape(shape)}
+    if bits is not None:
+        out["items"] = items.reshape(shape)
     return out
+
+
+#: Inputs of :func:`_score_kernel`: the states and parameters the read-outs use, and each
+#: item's read-out (its place in :data:`_READOUTS`) and domain.
+_READOUTS = ("proteinuria", "renal_inflammation", "extrarenal_activity", "anti_dsdna", "c3")
+_STATE_COLS = np.array([m.DAMAGE, m.GC, m.IC, m.INFLAMMATION, m.ANTI_DSDNA, m.C3])
+_PARAM_COLS = np.array([m.PARAMETERS.index[n] for n in (
+    "proteinuria_base", "proteinuria_max", "gc_ec50", "renal_susceptibility", "gc_emax_renal",
+    "ic_k50", "extrarenal_susceptibility")])
+_ITEM_VARIABLE = np.array([_READOUTS.index(it.variable) for it in ITEMS])
+_SEROLOGY = np.array([it.domain == "serology" for it in ITEMS])
+
+
+@JIT_PARALLEL
+def _score_kernel(y, p, state_cols, param_cols, item_variable, threshold, above, points,
+                  serology, bits, score, sero, items):
+    """Score, serology points and item bits of ``y (R, T, n_states)`` with parameters
+    ``p (R, n_params)`` into ``(R, T)`` arrays. The read-outs are :func:`readouts`' expressions,
+    operation for operation (so the same floating-point values)."""
+    i_damage, i_gc, i_ic, i_infl, i_dsdna, i_c3 = (state_cols[0], state_cols[1], state_cols[2],
+                                                   state_cols[3], state_cols[4], state_cols[5])
+    for r in prange(y.shape[0]):
+        prot_base, prot_max, ec50 = p[r, param_cols[0]], p[r, param_cols[1]], p[r, param_cols[2]]
+        renal_sus, emax, k50 = p[r, param_cols[3]], p[r, param_cols[4]], p[r, param_cols[5]]
+        extrarenal_sus = p[r, param_cols[6]]
+        v = np.empty(5)
+        for t in range(y.shape[1]):
+            x = y[r, t]
+            finite = True
+            for s in range(x.size):
+                if not np.isfinite(x[s]):
+                    finite = False
+            if not finite:
+                score[r, t], sero[r, t], items[r, t] = np.nan, np.nan, 0
+                continue
+            gc = max(x[i_gc], 0.0)
+            e_gc = gc / (gc + ec50)
+            v[0] = prot_base + prot_max * x[i_damage]
+            v[1] = max(x[i_ic], 0.0) * renal_sus * (1.0 - emax * e_gc) / k50
+            v[2] = max(x[i_infl], 0.0) * extrarenal_sus
+            v[3], v[4] = x[i_dsdna], x[i_c3]
+            sc, se, b = 0.0, 0.0, 0
+            for k in range(item_variable.size):
+                value = v[item_variable[k]]
+                if (value > threshold[k]) if above[k] else (value < threshold[k]):
+                    sc += points[k]
+                    if serology[k]:
+                        se += points[k]
+                    b |= bits[k]
+            score[r, t], sero[r, t], items[r, t] = sc, se, b
 
 
 def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
@@ -201,7 +252,7 @@ def observables(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     p : ndarray, shape (n_params,) or (P, n_params)
     """
     s = score_items(y, p)
-    v = s["readouts"]
+    v = readouts(y, p)
     expected = np.where(np.isnan(s["score"]), np.nan, item_probability(v) @ ITEM_WEIGHTS)
     return {"proteinuria": v["proteinuria"], "renal_inflammation": v["renal_inflammation"],
             "extrarenal_activity": v["extrarenal_activity"], "activity": s["score"],

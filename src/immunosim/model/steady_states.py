@@ -10,8 +10,10 @@ diseased states included, which is what the bistability figure and the virtual c
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .._numba_config import JIT
@@ -25,6 +27,9 @@ _AG_GRID = np.logspace(-1.0, np.log10(50.0), 800)
 #: are < 1% wide, like the grid's.
 _AG_EXTENSION = np.logspace(np.log10(50.0), 6.0, 1000)
 _BISECTIONS = 52  # grid cells are < 1% wide: 52 halvings reach double precision
+#: Patients per vectorised pass: the scan keeps about 25 temporaries of ``_ROWS`` x 800 floats
+#: (20 MB per thread; all patients at once took 160 kB per patient).
+_ROWS = 128
 #: States whose stability decides healthy vs diseased (all but the drug doses and exposures).
 _DISEASE = np.array([i for i in range(m.N_STATES) if i not in m.DRUG_STATES])
 
@@ -160,7 +165,9 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     """All equilibria of each parameter row, sorted by antigen level (healthy first).
 
     One vectorised pass over patients x grid, then vectorised bisection of every bracketed root
-    of every patient at once; stability from each equilibrium's Jacobian.
+    of every patient at once; stability from each equilibrium's Jacobian. Patients are taken
+    :data:`_ROWS` at a time (the scan's temporaries stay a few MB whatever the cohort), on
+    Numba's number of threads; each row's result does not depend on the others.
 
     Parameters
     ----------
@@ -171,8 +178,12 @@ def steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
     list (length P) of lists of SteadyState
     """
     params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-    with np.errstate(all="ignore"):  # hostile parameters: overflow gives no root, not a warning
-        return _steady_states_batch(params)
+    parts = [params[a:a + _ROWS] for a in range(0, params.shape[0], _ROWS)]
+    threads = min(len(parts), numba.get_num_threads())
+    if threads <= 1:
+        return [s for part in parts for s in _steady_states_batch(part)]
+    with ThreadPoolExecutor(threads) as pool:  # numpy and the Jacobian kernel release the GIL
+        return [s for found in pool.map(_steady_states_batch, parts) for s in found]
 
 
 def _brackets(grid: np.ndarray, params: np.ndarray, rows: np.ndarray):
@@ -184,6 +195,11 @@ def _brackets(grid: np.ndarray, params: np.ndarray, rows: np.ndarray):
 
 
 def _steady_states_batch(params: np.ndarray) -> list[list[SteadyState]]:
+    with np.errstate(all="ignore"):  # hostile parameters: overflow gives no root, not a warning
+        return _steady_states_rows(params)
+
+
+def _steady_states_rows(params: np.ndarray) -> list[list[SteadyState]]:
     pi, lo, hi, f_lo, end = _brackets(_AG_GRID, params, np.arange(params.shape[0]))
     beyond = np.flatnonzero(end > 0)  # the implied antigen still exceeds the grid's end
     if beyond.size:
@@ -243,23 +259,16 @@ def _diseased(states: list[SteadyState]) -> np.ndarray | None:
     return stable[-1].y.copy()
 
 
-#: Rows per call of :func:`steady_states_batch` in :func:`diseased_states`. The scan's working
-#: arrays grow with the rows; past a few thousand they leave the cache and the time per row
-#: grows (16,384 rows: 10.8 s in one call, 3.6 s in chunks of 2,048, identical results).
-DISEASED_CHUNK = 2048
-
-
 def diseased_states(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Diseased equilibrium of each row: ``y0 (P, n_states)`` (NaN rows where there is none)
-    and ``ok (P,)``. Rows are solved independently, :data:`DISEASED_CHUNK` at a time."""
+    and ``ok (P,)``."""
     params = np.atleast_2d(params)
     y0 = np.full((params.shape[0], m.N_STATES), np.nan)
     ok = np.zeros(params.shape[0], dtype=bool)
-    for a in range(0, params.shape[0], DISEASED_CHUNK):
-        for i, states in enumerate(steady_states_batch(params[a:a + DISEASED_CHUNK]), start=a):
-            y = _diseased(states)
-            if y is not None:
-                y0[i], ok[i] = y, True
+    for i, states in enumerate(steady_states_batch(params)):
+        y = _diseased(states)
+        if y is not None:
+            y0[i], ok[i] = y, True
     return y0, ok
 
 
