@@ -45,8 +45,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: Benchmark name (its JSON's "benchmark" key) -> script, in the order they run.
 BENCHES = {"engine": "bench_engine.py", "sweep": "bench_sweep.py",
-           "distributed": "bench_distributed.py", "abm": "bench_abm.py",
-           "start": "bench_start.py", "calibrate": "bench_calibrate.py"}
+           "sweep_memory": "bench_sweep.py", "distributed": "bench_distributed.py",
+           "abm": "bench_abm.py", "start": "bench_start.py", "calibrate": "bench_calibrate.py"}
+#: Extra arguments of a benchmark, and the benchmarks that run in the full tier only.
+ARGS = {"sweep_memory": ("--memory",)}
+FULL_ONLY = frozenset({"sweep_memory"})
 PACKAGES = ("numpy", "numba", "scipy", "zarr", "xarray", "dask")
 
 
@@ -107,9 +110,11 @@ def run_benches(out: Path, quick: bool) -> dict:
     if record["slowdown"]:
         print(f"run_all: {SLOWDOWN_ENV}={record['slowdown']} is set: these numbers are slowed "
               "on purpose", file=sys.stderr)
-    print(f"running the {tier} tier of {len(BENCHES)} benchmarks into {out}")
-    for name, script in BENCHES.items():
-        cmd = [sys.executable, str(HERE / script), "--json", str(out / f"{name}.json")]
+    todo = {n: s for n, s in BENCHES.items() if not (quick and n in FULL_ONLY)}
+    print(f"running the {tier} tier of {len(todo)} benchmarks into {out}")
+    for name, script in todo.items():
+        cmd = [sys.executable, str(HERE / script), "--json", str(out / f"{name}.json"),
+               *ARGS.get(name, ())]
         if quick:
             cmd.append("--quick")
         (out / f"{name}.json").unlink(missing_ok=True)  # no stale numbers from an earlier run
@@ -163,6 +168,9 @@ EXTRA_RATIOS: tuple[Extra, ...] = (
     Extra("lsoda_rhs_calls_over_engine", "engine",
           _at("where_time_goes.nfev_ratio_lsoda_over_engine"),
           "RHS calls per trajectory, LSODA over the engine (method efficiency factor)"),
+    Extra("sweep_memory_1e6_over_1e5", "sweep_memory", _at("memory_rss_ratio_1e6_over_1e5"),
+          "peak RSS of a sweep of 1e6 point-patients over one of 1e5, outcomes only (lower is "
+          "better; full tier only)"),
     Extra("dask_over_local_with_warmup", "distributed", _at("dask_over_local_with_warmup"),
           "Dask over local with the workers' warm-up included"),
     Extra("abm_reference_over_kernel_call", "abm",
