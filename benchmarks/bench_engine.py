@@ -65,7 +65,7 @@ import numpy as np
 import scipy
 from scipy.integrate import solve_ivp
 
-from immunosim.engines.ode import _lanes
+from immunosim.engines.ode import _lanes, _rhs
 from immunosim.engines.ode._rhs import LANES
 from immunosim.engines.ode.solver import DEFAULT_METHOD, EventTable, solve
 from immunosim.model import sle_msc
@@ -173,6 +173,37 @@ def time_scipy(y0s, params, t_eval, repeats):
         best = min(best, time.perf_counter() - t)
     ys = np.stack([r.y.T for r in sols])
     return best, ys, np.array([r.nfev for r in sols]), np.array([r.njev for r in sols])
+
+
+@numba.njit(cache=False)
+def _rhs_lanes_loop(t, y, p, dydt, n):
+    """``n`` lane-layout RHS calls; each feeds a tiny Euler step back into ``y`` so that no
+    call can be hoisted out of the loop (16 FMAs against the whole RHS)."""
+    for _ in range(n):
+        _rhs.rhs_lanes(0, t, y, p, dydt)
+        for i in range(y.size):
+            y[i] += 1e-12 * dydt[i]
+    return y[0]
+
+
+def rhs_floor_us(y0s: np.ndarray, params: np.ndarray, n: int = 20_000, repeats: int = 5
+                 ) -> float:
+    """Microseconds per trajectory-RHS evaluation inside the engine's lanes: ``LANES`` states
+    (``y0s[:LANES]``) in the lane layout, the compiled ``rhs_lanes`` called ``n`` times, best of
+    ``repeats``. Times the engine's RHS calls per trajectory, this is the floor the engine's
+    time per trajectory is compared with (everything above it is step control, the Runge-Kutta
+    stages' arithmetic, events and output)."""
+    y = np.ascontiguousarray(y0s[:LANES].T).ravel()  # element i of lane l at i * LANES + l
+    pl = np.ascontiguousarray(params[:LANES].T).ravel()
+    t, dydt = np.zeros(LANES), np.empty_like(y)
+    _rhs_lanes_loop(t, y.copy(), pl, dydt, 10)  # compile
+    best = np.inf
+    for _ in range(repeats):
+        yy = y.copy()
+        t0 = time.perf_counter()
+        _rhs_lanes_loop(t, yy, pl, dydt, n)
+        best = min(best, time.perf_counter() - t0)
+    return 1e6 * best / (n * LANES)
 
 
 def rhs_call_cost(y0, p, n=20_000) -> float:
@@ -383,10 +414,14 @@ def run(tier: str) -> dict:
     nfev_ratio = d["lsoda_nfev_mean"] / d["engine_nfev_mean_lsoda_subset"]
     per_call_eng = us_eng / d["engine_nfev_mean_lsoda_subset"]
     per_call_lsoda = us_lsoda / d["lsoda_nfev_mean"]
+    floor_call_us = rhs_floor_us(dosed_y0(y0, True), params)
+    floor_us = floor_call_us * d["engine_nfev_mean_lsoda_subset"]
     res["where_time_goes"] = {
         "engine_us_per_traj": us_eng, "lsoda_us_per_traj": us_lsoda,
         "engine_us_per_rhs_call": per_call_eng, "lsoda_us_per_rhs_call": per_call_lsoda,
         "rhs_py_call_us": call_us, "nfev_ratio_lsoda_over_engine": nfev_ratio,
+        "rhs_lanes_us_per_call": floor_call_us, "rhs_floor_us_per_traj": floor_us,
+        "ratio_engine_over_rhs_floor": us_eng / floor_us,
     }
     print(f"\nwhere the time goes (dose, 1 thread, the {n_lsoda} LSODA trajectories):")
     print(f"  engine {DEFAULT_METHOD}: {us_eng:7.0f} us/traj, "
@@ -395,6 +430,9 @@ def run(tier: str) -> dict:
     print(f"  scipy LSODA:   {us_lsoda:7.0f} us/traj, {d['lsoda_nfev_mean']:6.0f} RHS calls/traj "
           f"({d['lsoda_njev_mean']:.0f} Jacobians) -> {per_call_lsoda:5.2f} us per call")
     print(f"  bare rhs_py call from Python: {call_us:.2f} us (same compiled RHS)")
+    print(f"  RHS floor: {1e3 * floor_call_us:.1f} ns per trajectory-RHS in {LANES} lanes x "
+          f"{d['engine_nfev_mean_lsoda_subset']:.0f} calls = {floor_us:.0f} us/traj; the engine "
+          f"takes {us_eng / floor_us:.1f}x its RHS floor")
     print(f"  engine/LSODA {d['ratio_engine_over_lsoda']:.1f}x = RHS-call ratio {nfev_ratio:.2f} "
           f"(LSODA/engine) x per-call cost ratio {d['ratio_engine_over_lsoda'] / nfev_ratio:.1f}")
 

@@ -165,6 +165,9 @@ EXTRA_RATIOS: tuple[Extra, ...] = (
           gate._quotient(_at("throughput.dose.engine_all_threads_traj_per_s"),
                          _at("throughput.dose.engine_1thread_traj_per_s")),
           "engine speed-up on all threads over 1 thread, dosed batch"),
+    Extra("engine_over_rhs_floor", "engine", _at("where_time_goes.ratio_engine_over_rhs_floor"),
+          "engine us/traj over its RHS floor (RHS calls/traj x ns per RHS evaluation in the "
+          "lanes), dosed, 1 thread (lower is better; issue 15 asks for 2)"),
     Extra("lsoda_rhs_calls_over_engine", "engine",
           _at("where_time_goes.nfev_ratio_lsoda_over_engine"),
           "RHS calls per trajectory, LSODA over the engine (method efficiency factor)"),
