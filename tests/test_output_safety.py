@@ -302,14 +302,7 @@ def test_kill_while_finishing_resumes_without_recomputing(small, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         sw.sweep(cfg, out, progress=False)
     monkeypatch.setattr(zarr, "consolidate_metadata", real)
-    computed = []
-    real_batch = sw.compute_batch
-
-    def counted(p, blocks, **k):
-        computed.extend(blocks)
-        return real_batch(p, blocks, **k)
-
-    monkeypatch.setattr(sw, "compute_batch", counted)
+    computed = _count_batches(monkeypatch)
     sw.sweep(cfg, out, resume=True, progress=False)
     assert computed == []  # every block was done: only the finishing is repeated
     _same(out, reference)
