@@ -287,6 +287,38 @@ def test_ctrl_c_during_start_up_is_one_line():
     assert p.returncode == 130 and _one_line(err) == "immunosim: interrupted"
 
 
+def test_ctrl_c_that_a_library_turns_into_another_error_is_still_an_interruption(
+        monkeypatch, capsys):
+    """A Ctrl-C while numpy's C extensions load surfaces as an ImportError with no
+    KeyboardInterrupt in its chain (seen in CI); the CLI still reads it as the interruption:
+    one line, exit 130. The same error without a Ctrl-C is not hidden."""
+    import contextlib
+    import signal
+
+    import immunosim.cli as cli
+
+    def swallowed(args):
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # through the CLI's handler
+        raise ImportError('PyCapsule_Import could not import module "datetime"')
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a
+    try:  # background shell or a test worker may ignore SIGINT; the CLI then leaves it be)
+        monkeypatch.setattr(cli, "_main", swallowed)
+        assert cli.main(["info"]) == 130
+        assert _one_line(capsys.readouterr().err) == "immunosim: interrupted"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+    def broken(args):
+        raise ImportError("a broken install")
+
+    monkeypatch.setattr(cli, "_main", broken)
+    with pytest.raises(ImportError, match="broken install"):
+        cli.main(["info"])
+
+
 def test_kill_while_finishing_resumes_without_recomputing(small, tmp_path, monkeypatch,
                                                           reference):
     import zarr

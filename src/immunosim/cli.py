@@ -29,6 +29,19 @@ def _on_sigterm(signum, frame):
     raise Terminated
 
 
+#: Set by :func:`_on_sigint` when Ctrl-C arrives during :func:`main`.
+_SIGINT_SEEN = threading.Event()
+
+
+def _on_sigint(signum, frame):
+    """Python's own SIGINT handler, remembering that the signal came: a Ctrl-C while a C
+    extension loads can surface as another error (numpy turns it into an ImportError whose
+    chain no longer holds the KeyboardInterrupt), which :func:`main` then reads as the
+    interruption it is."""
+    _SIGINT_SEEN.set()
+    raise KeyboardInterrupt
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     """``warnings.showwarning`` for the CLI: ``immunosim: warning: key.path: ...``."""
     print(f"immunosim: warning: {message}", file=sys.stderr if file is None else file)
@@ -366,9 +379,12 @@ def _sweep(args, cfg, out):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0, 1 for an OS error, 2 for bad input, 130 Ctrl-C,
     143 SIGTERM)."""
-    old = None
+    old = old_int = None
+    _SIGINT_SEEN.clear()
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
+            old_int = signal.signal(signal.SIGINT, _on_sigint)
     args = None
     try:
         args = _parser().parse_args(argv)
@@ -381,9 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print(_interrupted("terminated (SIGTERM)", args), file=sys.stderr)
         return EXIT_TERM
+    except Exception:
+        if not _SIGINT_SEEN.is_set():
+            raise
+        print(_interrupted("interrupted", args), file=sys.stderr)  # see _on_sigint
+        return EXIT_INTERRUPT
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
 
 
 def _interrupted(what: str, args) -> str:
